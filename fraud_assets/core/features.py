@@ -1,0 +1,93 @@
+"""Feature preparation fitted on the training split and stored as plain JSON.
+
+The fitted state is a handful of numbers, so it is saved as JSON and loaded back without
+executing code (a pickle from storage could run anything).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fraud_assets.core.schema import AMOUNT, FEATURE_COLUMNS, PCA_COLUMNS, SECONDS_PER_DAY, TIME
+
+_AMOUNT_INDEX = FEATURE_COLUMNS.index(AMOUNT)
+_TIME_INDEX = FEATURE_COLUMNS.index(TIME)
+_PCA_INDICES = [FEATURE_COLUMNS.index(c) for c in PCA_COLUMNS]
+
+# Fraud rates differ between night and day, and amounts span five orders of magnitude:
+# hour of day (on a circle, so 23:59 sits next to 00:00) and log-amount carry that signal.
+MODEL_FEATURES: tuple[str, ...] = (*PCA_COLUMNS, "log_amount", "hour_sin", "hour_cos")
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Standardises the model features with statistics of the training split."""
+
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+    feature_names: tuple[str, ...] = MODEL_FEATURES
+    input_columns: tuple[str, ...] = FEATURE_COLUMNS
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        """Map a float32 matrix in ``input_columns`` order to the model's feature matrix."""
+        if raw.ndim != 2 or raw.shape[1] != len(self.input_columns):
+            raise ValueError(
+                f"expected {len(self.input_columns)} columns {self.input_columns}, "
+                f"got shape {raw.shape}"
+            )
+        out = np.empty((raw.shape[0], len(self.feature_names)), dtype=np.float32)
+        out[:, : len(_PCA_INDICES)] = raw[:, _PCA_INDICES]
+        out[:, len(_PCA_INDICES)] = np.log1p(raw[:, _AMOUNT_INDEX])
+        angle = (raw[:, _TIME_INDEX] % SECONDS_PER_DAY) * np.float32(2 * np.pi / SECONDS_PER_DAY)
+        out[:, len(_PCA_INDICES) + 1] = np.sin(angle)
+        out[:, len(_PCA_INDICES) + 2] = np.cos(angle)
+        out -= np.asarray(self.center, dtype=np.float32)
+        out *= np.asarray([1.0 / s for s in self.scale], dtype=np.float32)
+        return out
+
+    def transform_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.transform(frame.loc[:, list(self.input_columns)].to_numpy(dtype=np.float32))
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "standardize-v1",
+            "input_columns": list(self.input_columns),
+            "feature_names": list(self.feature_names),
+            "center": list(self.center),
+            "scale": list(self.scale),
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict) -> Preprocessor:
+        if document.get("kind") != "standardize-v1":
+            raise ValueError(f"unknown preprocessing kind {document.get('kind')!r}")
+        return cls(
+            center=tuple(float(v) for v in document["center"]),
+            scale=tuple(float(v) for v in document["scale"]),
+            feature_names=tuple(document["feature_names"]),
+            input_columns=tuple(document["input_columns"]),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Preprocessor:
+        return cls.from_dict(json.loads(text))
+
+
+def fit_preprocessor(train: pd.DataFrame) -> Preprocessor:
+    """Fit on the training split only, so validation and test stay unseen."""
+    identity = Preprocessor(
+        center=(0.0,) * len(MODEL_FEATURES), scale=(1.0,) * len(MODEL_FEATURES)
+    )
+    unscaled = identity.transform_frame(train).astype(np.float64)
+    center = unscaled.mean(axis=0)
+    scale = unscaled.std(axis=0)
+    # A constant column (e.g. a tiny split within one hour) must not divide by zero.
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    return Preprocessor(center=tuple(center.tolist()), scale=tuple(scale.tolist()))

@@ -1,0 +1,142 @@
+"""Model registry on a local folder or an S3 prefix.
+
+Layout under the registry root::
+
+    <version>/model.ubj, preprocessing.json, manifest.json   one folder per trained model
+    latest.json                                               the newest trained candidate
+    production.json                                           the model in service + history
+
+Every version stays; promotion only rewrites the small pointer, so rolling back is the same
+operation as promoting, pointed at an older version.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from datetime import UTC, datetime
+
+from fraud_assets.core.model import MANIFEST_FILE, FraudModel
+from fraud_assets.core.storage import Location, read_json, write_json_atomic
+
+LATEST_POINTER = "latest.json"
+PRODUCTION_POINTER = "production.json"
+_VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class UnknownModelVersion(LookupError):
+    pass
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ModelRegistry:
+    def __init__(self, location: Location):
+        self.location = location
+        self.fs = location.fs
+
+    def _path(self, *parts: str) -> str:
+        return self.location.path(*parts)
+
+    def _check_version(self, version: str) -> None:
+        if not _VERSION_PATTERN.match(version):
+            raise UnknownModelVersion(f"invalid model version {version!r}")
+        if not self.fs.exists(self._path(version, MANIFEST_FILE)):
+            raise UnknownModelVersion(
+                f"no model version {version!r} in {self.location.url_of()}; "
+                f"known: {', '.join(self.version_ids()) or 'none'}"
+            )
+
+    def save(self, model: FraudModel) -> str:
+        model.save(self.fs, self._path(model.version))
+        write_json_atomic(
+            self.fs, self._path(LATEST_POINTER), {"version": model.version, "saved_at": _now()}
+        )
+        return model.version
+
+    def version_ids(self) -> list[str]:
+        """Complete versions (with a manifest), oldest first: ids start with a UTC timestamp."""
+        if not self.fs.exists(self.location.root):
+            return []
+        versions = []
+        for entry in self.fs.ls(self.location.root, detail=True):
+            name = posixpath.basename(entry["name"].rstrip("/"))
+            if entry["type"] == "directory" and self.fs.exists(self._path(name, MANIFEST_FILE)):
+                versions.append(name)
+        return sorted(versions)
+
+    def describe_versions(self) -> list[dict]:
+        production = self.production_version()
+        rows = []
+        for version in self.version_ids():
+            manifest = read_json(self.fs, self._path(version, MANIFEST_FILE))
+            test = manifest.get("metrics", {}).get("test", {})
+            rows.append(
+                {
+                    "version": version,
+                    "created_at": manifest.get("created_at"),
+                    "test_auprc": test.get("auprc"),
+                    "threshold": manifest.get("threshold"),
+                    "production": version == production,
+                }
+            )
+        return rows
+
+    def load(self, version: str) -> FraudModel:
+        self._check_version(version)
+        return FraudModel.load(self.fs, self._path(version))
+
+    def _pointer(self, name: str) -> dict | None:
+        path = self._path(name)
+        return read_json(self.fs, path) if self.fs.exists(path) else None
+
+    def latest_version(self) -> str | None:
+        pointer = self._pointer(LATEST_POINTER)
+        return pointer["version"] if pointer else None
+
+    def production_record(self) -> dict | None:
+        return self._pointer(PRODUCTION_POINTER)
+
+    def production_version(self) -> str | None:
+        record = self.production_record()
+        return record["version"] if record else None
+
+    def load_latest(self) -> FraudModel:
+        version = self.latest_version()
+        if version is None:
+            raise UnknownModelVersion(f"no trained model in {self.location.url_of()}")
+        return self.load(version)
+
+    def load_production(self) -> FraudModel | None:
+        version = self.production_version()
+        return self.load(version) if version else None
+
+    def promote(self, version: str, *, reason: str) -> dict:
+        """Point production at ``version``; the previous pointer goes into the history."""
+        self._check_version(version)
+        previous = self.production_record()
+        history = list(previous.get("history", [])) if previous else []
+        if previous:
+            history.append({k: previous[k] for k in ("version", "promoted_at", "reason")})
+        record = {"version": version, "promoted_at": _now(), "reason": reason, "history": history[-100:]}
+        write_json_atomic(self.fs, self._path(PRODUCTION_POINTER), record)
+        return record
+
+    def copy_to(self, target: ModelRegistry, versions: list[str] | None = None) -> list[str]:
+        """Copy versions (all by default) and the pointers into ``target``; used for backup
+        and restore. A version already complete in ``target`` is not copied again."""
+        copied = []
+        for version in versions if versions is not None else self.version_ids():
+            self._check_version(version)
+            if version in target.version_ids():
+                continue
+            model = self.load(version)
+            model.save(target.fs, target._path(version))
+            copied.append(version)
+        for pointer in (LATEST_POINTER, PRODUCTION_POINTER):
+            document = self._pointer(pointer)
+            if document is not None and versions is None:
+                write_json_atomic(target.fs, target._path(pointer), document)
+        return copied

@@ -1,0 +1,111 @@
+"""The ``creditcard.csv`` schema and the validation every input goes through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TIME = "Time"
+AMOUNT = "Amount"
+LABEL = "Class"
+PCA_COLUMNS: tuple[str, ...] = tuple(f"V{i}" for i in range(1, 29))
+FEATURE_COLUMNS: tuple[str, ...] = (TIME, *PCA_COLUMNS, AMOUNT)
+LABELLED_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL)
+
+# Batch files may carry their own transaction identifier under one of these names.
+ID_COLUMN_CANDIDATES: tuple[str, ...] = ("transaction_id", "TransactionID", "id")
+
+SECONDS_PER_DAY = 86_400
+
+
+class DataValidationError(ValueError):
+    """A file that does not follow the schema.
+
+    The message names the file, the column, how many rows are bad and the first bad row
+    (1-based data row, header excluded), so the person fixing the file knows where to look.
+    """
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    rows: int
+    frauds: int | None
+
+    @property
+    def prevalence(self) -> float | None:
+        if self.frauds is None or self.rows == 0:
+            return None
+        return self.frauds / self.rows
+
+
+def _describe_bad_rows(column: str, bad: np.ndarray, what: str, row_offset: int) -> str:
+    positions = np.flatnonzero(bad)
+    first = int(positions[0]) + 1 + row_offset
+    return f"column '{column}': {len(positions)} row(s) {what} (first at data row {first})"
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    source: str,
+    *,
+    require_label: bool,
+    row_offset: int = 0,
+) -> ValidationReport:
+    """Check ``frame`` against the schema and raise :class:`DataValidationError` on any problem.
+
+    ``row_offset`` is the number of data rows before this frame in its file, so chunked
+    readers report positions in the whole file.
+    """
+    required = LABELLED_COLUMNS if require_label else FEATURE_COLUMNS
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataValidationError(source, [f"missing column(s): {', '.join(missing)}"])
+    if len(frame) == 0 and row_offset == 0:
+        raise DataValidationError(source, ["no data rows"])
+
+    problems: list[str] = []
+    for column in required:
+        series = frame[column]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            numeric = pd.to_numeric(series, errors="coerce")
+            non_numeric = numeric.isna().to_numpy() & series.notna().to_numpy()
+            if non_numeric.any():
+                problems.append(_describe_bad_rows(column, non_numeric, "not numeric", row_offset))
+                continue
+            series = numeric
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        missing_values = np.isnan(values)
+        if missing_values.any():
+            problems.append(_describe_bad_rows(column, missing_values, "empty or NaN", row_offset))
+        infinite = np.isinf(values)
+        if infinite.any():
+            problems.append(_describe_bad_rows(column, infinite, "infinite", row_offset))
+        finite = ~(missing_values | infinite)
+        if column in (AMOUNT, TIME):
+            negative = finite & (values < 0)
+            if negative.any():
+                problems.append(_describe_bad_rows(column, negative, "negative", row_offset))
+        if column == LABEL:
+            not_binary = finite & ~np.isin(values, (0.0, 1.0))
+            if not_binary.any():
+                problems.append(_describe_bad_rows(column, not_binary, "not 0 or 1", row_offset))
+    if problems:
+        raise DataValidationError(source, problems)
+
+    frauds = int(frame[LABEL].sum()) if LABEL in frame.columns and require_label else None
+    return ValidationReport(rows=len(frame), frauds=frauds)
+
+
+def find_id_column(columns: list[str] | pd.Index) -> str | None:
+    """The batch file's own transaction-id column, if it has one."""
+    for candidate in ID_COLUMN_CANDIDATES:
+        if candidate in columns:
+            return candidate
+    return None

@@ -1,0 +1,111 @@
+"""File access shared by every stage: local paths and ``s3://`` URLs through fsspec.
+
+Writes are atomic everywhere: data goes to a temporary name beside the target and is moved
+into place only when complete, so a failed run never leaves a half-written object that a
+reader could mistake for a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import posixpath
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+@dataclass(frozen=True)
+class Location:
+    """A root directory or bucket prefix plus the options needed to reach it."""
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return fs
+
+    @property
+    def root(self) -> str:
+        _, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return root.rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        """Filesystem path (no protocol) of ``parts`` under this location."""
+        return posixpath.join(self.root, *parts)
+
+    def url_of(self, *parts: str) -> str:
+        """Full URL, for messages and metadata that a person reads."""
+        path = self.path(*parts)
+        return path if self.is_local else f"s3://{path}"
+
+    def child(self, *parts: str) -> Location:
+        return Location(posixpath.join(self.url.rstrip("/"), *parts), self.storage_options)
+
+
+def s3_storage_options(
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    kms_key_id: str | None = None,
+) -> dict[str, Any]:
+    """s3fs options that encrypt every object written (AES256, or KMS when a key is given)."""
+    if kms_key_id:
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    else:
+        encryption = {"ServerSideEncryption": "AES256"}
+    client_kwargs: dict[str, Any] = {}
+    if endpoint_url:
+        client_kwargs["endpoint_url"] = endpoint_url
+    if region:
+        client_kwargs["region_name"] = region
+    return {
+        "s3_additional_kwargs": encryption,
+        "client_kwargs": client_kwargs,
+        # Listings must see objects that other processes wrote moments ago.
+        "use_listings_cache": False,
+        "config_kwargs": {"retries": {"max_attempts": 8, "mode": "adaptive"}},
+    }
+
+
+@contextlib.contextmanager
+def atomic_path(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    directory, name = posixpath.split(path)
+    temporary = posixpath.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(directory, exist_ok=True)
+    try:
+        yield temporary
+        fs.mv(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            if fs.exists(temporary):
+                fs.rm(temporary)
+        raise
+
+
+def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, payload: bytes) -> None:
+    with atomic_path(fs, path) as temporary:
+        with fs.open(temporary, "wb") as handle:
+            handle.write(payload)
+
+
+def write_json_atomic(fs: fsspec.AbstractFileSystem, path: str, document: Any) -> None:
+    payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+    write_bytes_atomic(fs, path, payload)
+
+
+def read_json(fs: fsspec.AbstractFileSystem, path: str) -> Any:
+    with fs.open(path, "rb") as handle:
+        return json.load(handle)
