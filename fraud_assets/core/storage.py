@@ -46,7 +46,10 @@ class Location:
 
     def url_of(self, *parts: str) -> str:
         """Full URL, for messages and metadata that a person reads."""
-        path = self.path(*parts)
+        return self.display(self.path(*parts))
+
+    def display(self, path: str) -> str:
+        """URL of a filesystem path that lies in this location's filesystem."""
         return path if self.is_local else f"s3://{path}"
 
     def child(self, *parts: str) -> Location:

@@ -1,0 +1,76 @@
+"""``fraud model ...``: list, promote (and so roll back), back up and restore models.
+
+Works on the registry of the configured environment: the local ``models/`` folder, or the
+models bucket when ``FRAUD_ENV=production``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from fraud_assets.core.registry import ModelRegistry, UnknownModelVersion
+from fraud_assets.defs.resources import fraud_env, storage_for
+
+
+def _storage():
+    return storage_for(fraud_env())
+
+
+@click.group("model")
+def model_group() -> None:
+    """Model registry: list, promote or roll back, back up and restore."""
+
+
+@model_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_models(as_json: bool) -> None:
+    """List model versions, oldest first; * marks production."""
+    registry = _storage().registry()
+    rows = registry.describe_versions()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no models in {registry.location.url_of()}")
+    for row in rows:
+        auprc = f"{row['test_auprc']:.4f}" if row["test_auprc"] is not None else "-"
+        mark = "*" if row["production"] else " "
+        click.echo(f"{mark} {row['version']}  test_auprc={auprc}  created={row['created_at']}")
+
+
+@model_group.command("promote")
+@click.argument("version")
+@click.option("--reason", default="manual promotion", show_default=True)
+def promote(version: str, reason: str) -> None:
+    """Make VERSION the production model (also how to roll back)."""
+    registry = _storage().registry()
+    previous = registry.production_version()
+    try:
+        registry.promote(version, reason=reason)
+    except UnknownModelVersion as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"production: {previous or 'none'} -> {version}")
+
+
+@model_group.command("backup")
+def backup() -> None:
+    """Copy every model version and the pointers to the backup location."""
+    storage = _storage()
+    target = ModelRegistry(storage.backup())
+    copied = storage.registry().copy_to(target)
+    click.echo(f"backed up {len(copied)} new version(s) to {target.location.url_of()}")
+
+
+@model_group.command("restore")
+@click.option("--version", "versions", multiple=True, help="Only these versions (default: all, and pointers).")
+def restore(versions: tuple[str, ...]) -> None:
+    """Copy models (and, for a full restore, the pointers) back from the backup location."""
+    storage = _storage()
+    source = ModelRegistry(storage.backup())
+    try:
+        copied = source.copy_to(storage.registry(), list(versions) or None)
+    except UnknownModelVersion as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"restored {len(copied)} version(s) from {source.location.url_of()}")

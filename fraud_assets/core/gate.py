@@ -1,0 +1,76 @@
+"""The promotion gate: a new model serves only if it is good enough and not worse than the
+model already serving. Both directions are easy to get backwards, so the rule lives here once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from fraud_assets.core.model import FraudModel
+from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    candidate_version: str
+    candidate_auprc: float
+    production_version: str | None
+    production_auprc: float | None
+    auprc_floor: float
+    max_regression: float
+    reasons: tuple[str, ...]
+
+    def describe(self) -> str:
+        verdict = "passed" if self.passed else "failed"
+        return f"quality gate {verdict} for {self.candidate_version}: " + "; ".join(self.reasons)
+
+
+def test_auprc(model: FraudModel, test: pd.DataFrame) -> float:
+    labels = test[LABEL].to_numpy()
+    if labels.sum() == 0:
+        raise ValueError("the test split has no frauds: AUPRC is undefined")
+    scores = model.predict_proba(test.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32))
+    return float(average_precision_score(labels, scores))
+
+
+def evaluate_gate(
+    candidate: FraudModel,
+    production: FraudModel | None,
+    test: pd.DataFrame,
+    *,
+    auprc_floor: float,
+    max_regression: float,
+) -> GateResult:
+    """Pass when candidate AUPRC >= floor and >= production AUPRC - max_regression,
+    both measured on the same test split."""
+    candidate_auprc = test_auprc(candidate, test)
+    reasons = []
+    passed = candidate_auprc >= auprc_floor
+    reasons.append(
+        f"test AUPRC {candidate_auprc:.4f} {'>=' if passed else '<'} floor {auprc_floor:.4f}"
+    )
+    production_auprc = None
+    if production is not None:
+        production_auprc = test_auprc(production, test)
+        not_worse = candidate_auprc >= production_auprc - max_regression
+        passed = passed and not_worse
+        reasons.append(
+            f"{'within' if not_worse else 'more than'} {max_regression:.4f} of production "
+            f"{production.version} (AUPRC {production_auprc:.4f})"
+        )
+    else:
+        reasons.append("no production model yet")
+    return GateResult(
+        passed=passed,
+        candidate_version=candidate.version,
+        candidate_auprc=candidate_auprc,
+        production_version=production.version if production else None,
+        production_auprc=production_auprc,
+        auprc_floor=auprc_floor,
+        max_regression=max_regression,
+        reasons=tuple(reasons),
+    )

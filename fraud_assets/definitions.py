@@ -1,0 +1,58 @@
+"""The code location: every asset, check, job and schedule, wired for ``FRAUD_ENV``."""
+
+
+import dagster as dg
+
+from fraud_assets.defs import checks
+from fraud_assets.defs.assets import ingestion, monitoring, scoring, training
+from fraud_assets.defs.io_managers import ArtifactIOManager, ModelRegistryIOManager
+from fraud_assets.defs.jobs import drift_job, fraud_pipeline_job, scoring_job, training_job
+from fraud_assets.defs.resources import (
+    DatasetSettings,
+    DriftSettings,
+    MetricsPusher,
+    SlackAlerts,
+    fraud_env,
+    gate_from_env,
+    setting,
+    storage_for,
+)
+from fraud_assets.defs.schedules import build_schedules
+
+
+def build_resources(env: str) -> dict:
+    storage = storage_for(env)
+    return {
+        "storage": storage,
+        "dataset": DatasetSettings(),
+        "quality_gate": gate_from_env(),
+        "drift_settings": DriftSettings(),
+        "metrics": MetricsPusher(pushgateway_url=setting("FRAUD_PUSHGATEWAY_URL")),
+        "slack": SlackAlerts(webhook_url=setting("FRAUD_SLACK_WEBHOOK_URL")),
+        "io_manager": ArtifactIOManager(storage=storage, store="data"),
+        "model_artifact_io_manager": ArtifactIOManager(storage=storage, store="models"),
+        "model_io_manager": ModelRegistryIOManager(storage=storage),
+    }
+
+
+def build_definitions(env: str | None = None) -> dg.Definitions:
+    env = env or fraud_env()
+    production = env == "production"
+    # Locally every step runs in one process: starting a Python process per step costs more
+    # than most steps. Production keeps per-step process isolation.
+    executor = (
+        dg.multiprocess_executor.configured({"max_concurrent": 2})
+        if production
+        else dg.in_process_executor
+    )
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([ingestion, training, scoring, monitoring]),
+        asset_checks=dg.load_asset_checks_from_modules([checks]),
+        jobs=[training_job, scoring_job, drift_job, fraud_pipeline_job],
+        schedules=build_schedules(running=production),
+        resources=build_resources(env),
+        executor=executor,
+    )
+
+
+defs = build_definitions()

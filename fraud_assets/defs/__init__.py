@@ -1,0 +1,1 @@
+"""Dagster definitions: thin wiring over :mod:`fraud_assets.core`, one module per concern."""

@@ -1,0 +1,160 @@
+"""Training: fitted preprocessing, the trained model, and the production pointer."""
+
+
+import dagster as dg
+import pandas as pd
+
+from fraud_assets.core.features import Preprocessor, fit_preprocessor
+from fraud_assets.core.gate import evaluate_gate
+from fraud_assets.core.model import FraudModel
+from fraud_assets.core.splits import Splits
+from fraud_assets.core.threshold import ThresholdPolicy
+from fraud_assets.core.training import TrainingConfig, train_fraud_model
+from fraud_assets.defs.presentation import (
+    confusion_matrix_markdown,
+    markdown_table,
+    precision_recall_chart,
+)
+from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate
+
+GROUP = "training"
+TRAINING_TAGS = {"fraud/job": "training"}
+
+
+@dg.asset(group_name=GROUP, io_manager_key="model_artifact_io_manager", kinds={"json"})
+def preprocessing_pipeline(train_split: pd.DataFrame) -> dg.MaterializeResult[Preprocessor]:
+    """Feature standardisation fitted on the training split only, stored as JSON parameters
+    (loaded back without executing code)."""
+    preprocessor = fit_preprocessor(train_split)
+    return dg.MaterializeResult(
+        value=preprocessor,
+        metadata={
+            "features": dg.MetadataValue.json(list(preprocessor.feature_names)),
+            "fitted_on_rows": len(train_split),
+        },
+    )
+
+
+class ModelTrainingConfig(dg.Config):
+    n_estimators: int = 1000
+    learning_rate: float = 0.05
+    max_depth: int = 6
+    early_stopping_rounds: int = 50
+    scale_pos_weight: float | None = None
+    seed: int = 0
+    threshold_strategy: str = "max_f1"
+    missed_fraud_cost: float = 100.0
+    false_alert_cost: float = 1.0
+    alerts_per_day: float = 50.0
+
+    def to_core(self) -> TrainingConfig:
+        return TrainingConfig(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            early_stopping_rounds=self.early_stopping_rounds,
+            scale_pos_weight=self.scale_pos_weight,
+            seed=self.seed,
+            threshold=ThresholdPolicy(
+                strategy=self.threshold_strategy,
+                missed_fraud_cost=self.missed_fraud_cost,
+                false_alert_cost=self.false_alert_cost,
+                alerts_per_day=self.alerts_per_day,
+            ),
+        )
+
+
+@dg.asset(group_name=GROUP, io_manager_key="model_io_manager", kinds={"xgboost"}, op_tags=TRAINING_TAGS)
+def fraud_model(
+    context: dg.AssetExecutionContext,
+    config: ModelTrainingConfig,
+    preprocessing_pipeline: Preprocessor,
+    train_split: pd.DataFrame,
+    validation_split: pd.DataFrame,
+    test_split: pd.DataFrame,
+) -> dg.MaterializeResult[FraudModel]:
+    """XGBoost classifier with early stopping on validation AUPRC, fraud up-weighted (and the
+    probabilities corrected back), and a decision threshold chosen on validation.
+
+    Saved in XGBoost's native format as a new registry version; it serves only after
+    the quality gate passes and `production_model` promotes it.
+    """
+    splits = Splits(train=train_split, validation=validation_split, test=test_split)
+    model = train_fraud_model(splits, preprocessing_pipeline, config.to_core())
+    test = model.metrics["test"]
+    training = model.manifest["training"]
+    context.log.info("trained %s: test AUPRC %.4f", model.version, test["auprc"])
+    return dg.MaterializeResult(
+        value=model,
+        metadata={
+            "model_version": model.version,
+            "test_auprc": test["auprc"],
+            "test_roc_auc": test["roc_auc"],
+            "validation_auprc": model.metrics["validation"]["auprc"],
+            "threshold": model.threshold,
+            "threshold_strategy": config.threshold_strategy,
+            "precision_at_threshold": test["precision"],
+            "recall_at_threshold": test["recall"],
+            "f1_at_threshold": test["f1"],
+            "confusion_matrix": confusion_matrix_markdown(test["confusion_matrix"]),
+            "top_features": markdown_table(
+                ["feature", "share of gain"],
+                [(f["feature"], f["gain_share"]) for f in model.manifest["top_features"]],
+            ),
+            "best_iteration": training["best_iteration"],
+            "training_seconds": training["training_seconds"],
+            "precision_recall_curve": precision_recall_chart(
+                model.manifest["pr_curve_test"], f"Precision-recall, test split ({model.version})"
+            ),
+        },
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"xgboost"}, op_tags=TRAINING_TAGS)
+def production_model(
+    context: dg.AssetExecutionContext,
+    fraud_model: FraudModel,
+    test_split: pd.DataFrame,
+    storage: FraudStorage,
+    quality_gate: QualityGate,
+    metrics: MetricsPusher,
+) -> dg.MaterializeResult:
+    """The model in service: the newest model that passed the quality gate.
+
+    Runs only when the blocking gate check on `fraud_model` passed; it evaluates the same gate
+    again so that materialising it on its own can never promote a failing model. Earlier
+    versions stay in the registry; `fraud model promote VERSION` rolls back.
+    """
+    registry = storage.registry()
+    previous = registry.load_production()
+    gate = evaluate_gate(
+        fraud_model,
+        previous,
+        test_split,
+        auprc_floor=quality_gate.auprc_floor,
+        max_regression=quality_gate.max_auprc_regression,
+    )
+    if not gate.passed:
+        raise dg.Failure(description=gate.describe())
+    if previous is None or previous.version != fraud_model.version:
+        registry.promote(fraud_model.version, reason=gate.describe())
+        context.log.info("promoted %s (was %s)", fraud_model.version, previous and previous.version)
+    test = fraud_model.metrics["test"]
+    metrics.training(
+        auprc=gate.candidate_auprc,
+        roc_auc=test["roc_auc"],
+        threshold=fraud_model.threshold,
+        seconds=fraud_model.manifest["training"]["training_seconds"],
+        model_version=fraud_model.version,
+        gate_passed=True,
+        production_version=fraud_model.version,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": fraud_model.version,
+            "previous_version": previous.version if previous else "none",
+            "test_auprc": gate.candidate_auprc,
+            "gate": gate.describe(),
+            "registry": dg.MetadataValue.path(registry.location.url_of("production.json")),
+        }
+    )

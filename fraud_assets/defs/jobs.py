@@ -1,0 +1,41 @@
+"""Jobs: what the schedules, the sensor and `fraud demo` run."""
+
+
+import dagster as dg
+
+from fraud_assets.defs.assets.training import TRAINING_TAGS
+from fraud_assets.defs.partitions import daily_partitions
+
+TRAINING_ASSETS = dg.AssetSelection.groups("ingestion", "training")
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=TRAINING_ASSETS,
+    tags=TRAINING_TAGS,
+    description="Validate the dataset, split it, train, gate and promote a model.",
+)
+
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets("daily_predictions"),
+    partitions_def=daily_partitions,
+    tags={"fraud/job": "scoring"},
+    description="Score one day's batch files with the production model.",
+)
+
+drift_job = dg.define_asset_job(
+    "drift_job",
+    selection=dg.AssetSelection.assets("drift_statistics"),
+    partitions_def=daily_partitions,
+    tags={"fraud/job": "drift"},
+    description="Compare one day's transactions and scores with the training reference.",
+)
+
+fraud_pipeline_job = dg.define_asset_job(
+    "fraud_pipeline_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=daily_partitions,
+    tags={"fraud/job": "pipeline"},
+    description="The whole graph for one day: train, gate, promote, score and check drift. "
+    "This is what `fraud demo` runs.",
+)

@@ -1,0 +1,162 @@
+"""Resources: where data lives, quality bars, and the outside services runs report to.
+
+Every setting is read here and nowhere else. ``FRAUD_ENV`` picks local disk (the default)
+or S3; values come from the environment through :class:`dagster.EnvVar`, so the UI shows the
+variable's name rather than its value.
+"""
+
+
+import logging
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from fraud_assets.core import alerts, telemetry
+from fraud_assets.core.registry import ModelRegistry
+from fraud_assets.core.storage import Location, s3_storage_options
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUCKETS = {
+    "FRAUD_DATA_BUCKET": "card-fraud-prod-data",
+    "FRAUD_MODELS_BUCKET": "card-fraud-prod-models",
+    "FRAUD_PREDICTIONS_BUCKET": "card-fraud-prod-predictions",
+    "FRAUD_BACKUP_BUCKET": "card-fraud-prod-backups",
+}
+
+
+def fraud_env() -> str:
+    env = os.environ.get("FRAUD_ENV", "local").strip().lower() or "local"
+    if env not in ("local", "production"):
+        raise ValueError(f"FRAUD_ENV must be 'local' or 'production', not {env!r}")
+    return env
+
+
+def setting(name: str, default: str | None = None):
+    """The variable as an EnvVar when it is set, else the documented default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def local_root() -> Path:
+    return Path(os.environ.get("FRAUD_LOCAL_DIR") or Path.cwd()).resolve()
+
+
+class FraudStorage(dg.ConfigurableResource):
+    """The three stores of the platform: data, models (the registry) and predictions."""
+
+    data_url: str = Field(description="Root of the data store: raw/, incoming/, assets/ ...")
+    models_url: str = Field(description="Root of the model registry (one folder per version).")
+    predictions_url: str = Field(description="Root under which daily predictions are written.")
+    backup_url: str | None = Field(default=None, description="Root for model backups.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
+    aws_region: str | None = None
+    kms_key_id: str | None = Field(default=None, description="Encrypt with this KMS key, not AES256.")
+
+    def _location(self, url: str) -> Location:
+        if url.startswith("s3://"):
+            options = s3_storage_options(
+                endpoint_url=self.s3_endpoint_url, region=self.aws_region, kms_key_id=self.kms_key_id
+            )
+            return Location(url, options)
+        return Location(url)
+
+    def data(self) -> Location:
+        return self._location(self.data_url)
+
+    def models(self) -> Location:
+        return self._location(self.models_url)
+
+    def predictions(self) -> Location:
+        return self._location(self.predictions_url)
+
+    def backup(self) -> Location:
+        if not self.backup_url:
+            raise ValueError("no backup location configured (FRAUD_BACKUP_BUCKET)")
+        return self._location(self.backup_url)
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.models())
+
+
+class DatasetSettings(dg.ConfigurableResource):
+    """Where the labelled dataset and the batch files sit inside the data store."""
+
+    raw_dataset_key: str = "raw/creditcard.csv"
+    incoming_prefix: str = "incoming"
+    processed_prefix: str = "processed"
+    quarantine_prefix: str = "quarantine"
+    scoring_chunk_rows: int = 262_144
+
+
+class QualityGate(dg.ConfigurableResource):
+    """The bar a newly trained model must clear before it serves."""
+
+    auprc_floor: float = Field(default=0.5, description="Minimum test-split AUPRC.")
+    max_auprc_regression: float = Field(
+        default=0.02, description="Largest allowed AUPRC drop against the production model."
+    )
+    min_prevalence: float = Field(default=0.0001, description="Plausible fraud share, low end.")
+    max_prevalence: float = Field(default=0.05, description="Plausible fraud share, high end.")
+
+
+class DriftSettings(dg.ConfigurableResource):
+    psi_moderate: float = 0.1
+    psi_major: float = 0.25
+    wasserstein: float = 0.1
+    drift_share: float = 0.5
+
+
+def storage_for(env: str) -> FraudStorage:
+    if env == "production":
+        def bucket(name: str) -> str:
+            return f"s3://{os.environ.get(name) or DEFAULT_BUCKETS[name]}"
+
+        return FraudStorage(
+            data_url=bucket("FRAUD_DATA_BUCKET"),
+            models_url=bucket("FRAUD_MODELS_BUCKET") + "/models",
+            predictions_url=bucket("FRAUD_PREDICTIONS_BUCKET") + "/predictions",
+            backup_url=bucket("FRAUD_BACKUP_BUCKET") + "/backups",
+            s3_endpoint_url=setting("FRAUD_S3_ENDPOINT_URL"),
+            aws_region=setting("AWS_REGION") or setting("AWS_DEFAULT_REGION"),
+            kms_key_id=setting("FRAUD_KMS_KEY_ID"),
+        )
+    root = local_root()
+    return FraudStorage(
+        data_url=str(root / "data"),
+        models_url=str(root / "models"),
+        predictions_url=str(root / "data" / "predictions"),
+        backup_url=str(root / "backups"),
+    )
+
+
+def gate_from_env() -> QualityGate:
+    return QualityGate(
+        auprc_floor=float(os.environ.get("FRAUD_AUPRC_FLOOR", 0.5)),
+        max_auprc_regression=float(os.environ.get("FRAUD_MAX_AUPRC_REGRESSION", 0.02)),
+    )
+
+
+class MetricsPusher(dg.ConfigurableResource):
+    """Pushes run results to the Prometheus Pushgateway; without a URL it only logs."""
+
+    pushgateway_url: str | None = Field(default=None, description="FRAUD_PUSHGATEWAY_URL")
+
+    def scoring(self, **values) -> bool:
+        return telemetry.push_scoring_metrics(self.pushgateway_url, **values)
+
+    def training(self, **values) -> bool:
+        return telemetry.push_training_metrics(self.pushgateway_url, **values)
+
+    def drift(self, **values) -> bool:
+        return telemetry.push_drift_metrics(self.pushgateway_url, **values)
+
+
+class SlackAlerts(dg.ConfigurableResource):
+    """Posts alerts to a Slack incoming webhook; without a URL it only logs."""
+
+    webhook_url: str | None = Field(default=None, description="FRAUD_SLACK_WEBHOOK_URL")
+
+    def post(self, text: str) -> bool:
+        return alerts.post_slack_message(self.webhook_url, text)
