@@ -85,7 +85,7 @@ def demo_command(rows, batch_rows, days, drift, seed):
 
     from fraud_assets.definitions import defs
 
-    job = defs.get_job_def("fraud_pipeline_job")
+    job = defs.resolve_job_def("fraud_pipeline_job")
     click.echo(f"running fraud_pipeline_job for {day} (Dagster home: {DAGSTER_HOME_DIR}/)")
     with local_instance(root) as instance:
         result = job.execute_in_process(

@@ -1,0 +1,159 @@
+"""The whole asset graph, materialised in process on small generated data."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from fraud_assets.core.registry import ModelRegistry
+from fraud_assets.core.storage import Location
+from fraud_assets.definitions import build_definitions
+
+from .conftest import DAY, check_results, materialized, run_pipeline, write_batch
+
+ALL_ASSETS = {
+    "raw_transactions",
+    "train_split",
+    "validation_split",
+    "test_split",
+    "preprocessing_pipeline",
+    "fraud_model",
+    "production_model",
+    "daily_predictions",
+    "drift_statistics",
+}
+
+
+def test_definitions_load_and_validate():
+    defs = build_definitions("local")
+    dg.Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert ALL_ASSETS <= keys
+    assert {s.name for s in defs.schedules} == {
+        "daily_scoring_schedule",
+        "weekly_training_schedule",
+        "daily_drift_schedule",
+    }
+
+
+def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance):
+    result = run_pipeline(instance)
+    assert result.success
+    assert materialized(result) == ALL_ASSETS
+    checks = check_results(result)
+    assert checks["raw_transactions_quality"].passed
+    assert checks["fraud_model_quality_gate"].passed
+    assert checks["batch_files_valid"].passed
+    assert checks["drift_within_bounds"].passed
+
+    registry = ModelRegistry(Location(str(project / "models")))
+    production = registry.production_version()
+    assert production is not None and production == registry.latest_version()
+
+    predictions = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_morning.parquet")
+    assert list(predictions.columns) == ["transaction_id", "fraud_probability", "is_fraud", "model_version"]
+    assert len(predictions) == 3_000
+    assert predictions["transaction_id"].tolist() == list(range(3_000))
+    assert set(predictions["model_version"].astype(str)) == {production}
+
+    splits = {n: pd.read_parquet(project / "data" / "assets" / f"{n}.parquet") for n in ("train_split", "test_split")}
+    assert splits["train_split"]["Time"].max() <= splits["test_split"]["Time"].min()
+    # Fitted parameters are JSON, not pickles.
+    preprocessing = json.loads((project / "models" / "assets" / "preprocessing_pipeline.json").read_text())
+    assert preprocessing["kind"] == "standardize-v1"
+
+    drift = json.loads((project / "data" / "assets" / "drift_statistics" / f"{DAY}.json").read_text())
+    assert drift["drift_detected"] is False
+    assert set(drift["features"]) >= {"V1", "V28", "Amount", "score"}
+
+    model_metadata = instance.get_latest_materialization_event(dg.AssetKey("fraud_model")).asset_materialization.metadata
+    for key in ("test_auprc", "test_roc_auc", "threshold", "confusion_matrix", "top_features",
+                "best_iteration", "training_seconds", "precision_recall_curve"):
+        assert key in model_metadata, key
+
+
+def test_failed_quality_gate_keeps_the_production_model(project, instance, monkeypatch):
+    assert run_pipeline(instance).success
+    registry = ModelRegistry(Location(str(project / "models")))
+    first = registry.production_version()
+
+    monkeypatch.setenv("FRAUD_AUPRC_FLOOR", "0.9999")
+    result = run_pipeline(instance)
+    assert not check_results(result)["fraud_model_quality_gate"].passed
+    # The blocking check stops promotion and everything after it.
+    assert "production_model" not in materialized(result)
+    assert "daily_predictions" not in materialized(result)
+    assert registry.latest_version() != first
+    assert registry.production_version() == first
+
+
+def test_gate_fails_when_candidate_is_worse_than_production(project, instance):
+    assert run_pipeline(instance).success
+    registry = ModelRegistry(Location(str(project / "models")))
+    first = registry.production_version()
+    # A crippled candidate (two shallow trees) passes the floor of 0.5? It must still lose
+    # against the production model by more than the allowed margin.
+    weak = {"ops": {"fraud_model": {"config": {"n_estimators": 1, "max_depth": 1, "early_stopping_rounds": 1}}}}
+    result = run_pipeline(instance, run_config=weak)
+    gate = check_results(result)["fraud_model_quality_gate"]
+    assert not gate.passed
+    assert "production" in gate.description
+    assert registry.production_version() == first
+
+
+def test_bad_raw_dataset_stops_before_training(project, instance):
+    raw = project / "data" / "raw" / "creditcard.csv"
+    frame = pd.read_csv(raw)
+    frame["Class"] = 0  # no fraud at all: implausible prevalence
+    frame.to_csv(raw, index=False)
+    result = run_pipeline(instance)
+    assert not check_results(result)["raw_transactions_quality"].passed
+    assert "fraud_model" not in materialized(result)
+
+
+def test_invalid_raw_file_names_file_column_and_rows(project, instance):
+    raw = project / "data" / "raw" / "creditcard.csv"
+    frame = pd.read_csv(raw)
+    frame["Amount"] = frame["Amount"].astype(object)
+    frame.loc[10, "Amount"] = "n/a"
+    frame.to_csv(raw, index=False)
+    result = run_pipeline(instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.to_string()
+    assert "creditcard.csv" in message and "'Amount'" in message and "1 row(s)" in message
+
+
+def test_bad_batch_file_is_quarantined_and_the_rest_scored(project, instance):
+    bad = project / "data" / "incoming" / f"{DAY}_broken.csv"
+    bad.write_text("Time,V1\n1,2\n")
+    result = run_pipeline(instance)
+    assert result.success
+    assert not check_results(result)["batch_files_valid"].passed
+    quarantined = project / "data" / "quarantine" / bad.name
+    assert quarantined.exists() and not bad.exists()
+    reason = json.loads((project / "data" / "quarantine" / f"{bad.name}.reason.json").read_text())
+    assert "missing column" in reason["reason"]
+    assert (project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_morning.parquet").exists()
+
+
+def test_drifted_day_fails_the_drift_check(project, instance):
+    (project / "data" / "incoming" / f"{DAY}_morning.csv").unlink()
+    write_batch(project, f"{DAY}_drifted.parquet", drift=1.0)
+    result = run_pipeline(instance)
+    drift_check = check_results(result)["drift_within_bounds"]
+    assert not drift_check.passed
+    assert drift_check.severity == dg.AssetCheckSeverity.ERROR
+    metadata = instance.get_latest_materialization_event(dg.AssetKey("drift_statistics")).asset_materialization.metadata
+    assert metadata["drift_level"].value == "major"
+    report = json.loads((project / "data" / "assets" / "drift_statistics" / f"{DAY}.json").read_text())
+    # The generator's drift moves V1, V2, V3, V5, V6, V7 and Amount; nothing else.
+    assert {"V1", "V3", "Amount"} <= set(report["drifted_features"])
+    assert not {"V14", "V17", "V28"} & set(report["drifted_features"])
+
+
+def test_scoring_without_production_model_fails_clearly(project, instance):
+    result = run_pipeline(instance, job="scoring_job")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "no production model" in failure.step_failure_data.error.to_string()
