@@ -10,6 +10,7 @@ import click
 from fraud_assets.cli.commands import drift_command, generate_command, score_command, train_command
 from fraud_assets.cli.demo import demo_command
 from fraud_assets.cli.registry import model_group
+from fraud_assets.cli.s3 import s3_group
 from fraud_assets.core.schema import DataValidationError
 
 
@@ -29,6 +30,7 @@ cli.add_command(score_command)
 cli.add_command(drift_command)
 cli.add_command(demo_command)
 cli.add_command(model_group)
+cli.add_command(s3_group)
 
 
 def main(argv: list[str] | None = None) -> None:

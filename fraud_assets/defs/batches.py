@@ -37,13 +37,33 @@ def list_batch_files(data: Location, date: str, prefixes: tuple[str, ...]) -> li
     return [found[name] for name in sorted(found)]
 
 
-def prediction_name(batch_path: str) -> str:
+def batch_stem(batch_path: str) -> str:
     stem = posixpath.basename(batch_path)
     for suffix in (".csv.gz", ".csv", ".parquet", ".pq"):
         if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return f"{stem}.parquet"
+            return stem[: -len(suffix)]
+    return stem
+
+
+def prediction_name(batch_path: str) -> str:
+    return f"{batch_stem(batch_path)}.parquet"
+
+
+def stats_name(batch_path: str) -> str:
+    """The scoring summary beside a predictions file (the guide's inference_stats.json);
+    written last, so its presence means the file was scored completely."""
+    return f"{batch_stem(batch_path)}.stats.json"
+
+
+def move_to(data: Location, path: str, prefix: str) -> str:
+    """Move a batch file into ``prefix`` (e.g. processed/) and return its new path."""
+    target = data.path(prefix, posixpath.basename(path))
+    if path == target:
+        return path
+    if isinstance(data.fs, LocalFileSystem):
+        data.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+    data.fs.mv(path, target)
+    return target
 
 
 def quarantine(data: Location, path: str, quarantine_prefix: str, reason: str) -> str:
@@ -51,16 +71,12 @@ def quarantine(data: Location, path: str, quarantine_prefix: str, reason: str) -
 
     The file is kept, not deleted: someone has to look at it, fix it and put it back.
     """
-    fs = data.fs
     name = posixpath.basename(path)
     target = data.path(quarantine_prefix, name)
     write_json_atomic(
-        fs,
+        data.fs,
         target + ".reason.json",
         {"file": name, "source": data.display(path), "reason": reason,
          "quarantined_at": datetime.now(UTC).isoformat()},
     )
-    if isinstance(fs, LocalFileSystem):
-        fs.makedirs(posixpath.dirname(target), exist_ok=True)
-    fs.mv(path, target)
-    return target
+    return move_to(data, path, quarantine_prefix)

@@ -110,14 +110,12 @@ class DriftSettings(dg.ConfigurableResource):
 
 def storage_for(env: str) -> FraudStorage:
     if env == "production":
-        def bucket(name: str) -> str:
-            return f"s3://{os.environ.get(name) or DEFAULT_BUCKETS[name]}"
-
+        buckets = bucket_names()
         return FraudStorage(
-            data_url=bucket("FRAUD_DATA_BUCKET"),
-            models_url=bucket("FRAUD_MODELS_BUCKET") + "/models",
-            predictions_url=bucket("FRAUD_PREDICTIONS_BUCKET") + "/predictions",
-            backup_url=bucket("FRAUD_BACKUP_BUCKET") + "/backups",
+            data_url=f"s3://{buckets['data']}",
+            models_url=f"s3://{buckets['models']}/models",
+            predictions_url=f"s3://{buckets['predictions']}/predictions",
+            backup_url=f"s3://{buckets['backups']}/backups",
             s3_endpoint_url=setting("FRAUD_S3_ENDPOINT_URL"),
             aws_region=setting("AWS_REGION") or setting("AWS_DEFAULT_REGION"),
             kms_key_id=setting("FRAUD_KMS_KEY_ID"),
@@ -160,3 +158,26 @@ class SlackAlerts(dg.ConfigurableResource):
 
     def post(self, text: str) -> bool:
         return alerts.post_slack_message(self.webhook_url, text)
+
+
+def bucket_names() -> dict[str, str]:
+    """Bucket names by role, from the environment or the deployment guide's defaults."""
+    return {
+        role: os.environ.get(variable) or DEFAULT_BUCKETS[variable]
+        for role, variable in (
+            ("data", "FRAUD_DATA_BUCKET"),
+            ("models", "FRAUD_MODELS_BUCKET"),
+            ("predictions", "FRAUD_PREDICTIONS_BUCKET"),
+            ("backups", "FRAUD_BACKUP_BUCKET"),
+        )
+    }
+
+
+def s3_client():
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ.get("FRAUD_S3_ENDPOINT_URL") or None,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+    )

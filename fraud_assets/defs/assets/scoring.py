@@ -1,25 +1,33 @@
 """Scoring: each day's batch files scored with the production model."""
 
-
 import time
 
 import dagster as dg
 
 from fraud_assets.core.registry import ModelRegistry
 from fraud_assets.core.schema import DataValidationError
-from fraud_assets.core.scoring import ScoringStats, score_file
-from fraud_assets.defs.batches import list_batch_files, prediction_name, quarantine
+from fraud_assets.core.scoring import score_file
+from fraud_assets.core.storage import Location, read_json, write_json_atomic
+from fraud_assets.defs.batches import (
+    list_batch_files,
+    move_to,
+    prediction_name,
+    quarantine,
+    stats_name,
+)
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
 
 GROUP = "scoring"
 SCORING_TAGS = {"fraud/job": "scoring"}
+BATCH_CHECK = "batch_files_valid"
 
 
 class ScoringConfig(dg.Config):
     files: list[str] | None = None
-    """Score only these batch file names (the incoming-file sensor sets this); default: all of
-    the day's files."""
+    """Only these batch file names (the incoming-file sensor sets this); default: all the day's."""
+    rescore: bool = False
+    """Score files again even if they already have predictions (e.g. after a rollback)."""
 
 
 def load_production_model(registry: ModelRegistry):
@@ -32,15 +40,35 @@ def load_production_model(registry: ModelRegistry):
     return model
 
 
+def _score_one(context, model, batch_path, data: Location, predictions: Location, day, dataset):
+    """Score one file; its predictions, then its summary, then the move to processed/."""
+    output = predictions.path(f"date={day}", prediction_name(batch_path))
+    stats = score_file(
+        model,
+        batch_path,
+        output,
+        input_fs=data.fs,
+        output_fs=predictions.fs,
+        chunk_rows=dataset.scoring_chunk_rows,
+        source=data.display(batch_path),
+    )
+    processed = move_to(data, batch_path, dataset.processed_prefix)
+    summary = {**stats.to_dict(), "input": data.display(processed), "output": predictions.display(output)}
+    write_json_atomic(predictions.fs, predictions.path(f"date={day}", stats_name(batch_path)), summary)
+    context.log.info("scored %s", summary)
+    return summary
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=daily_partitions,
     deps=["production_model"],
     kinds={"xgboost", "parquet"},
     op_tags=SCORING_TAGS,
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
     check_specs=[
         dg.AssetCheckSpec(
-            "batch_files_valid",
+            BATCH_CHECK,
             asset="daily_predictions",
             description="Every batch file of the day passed validation (rejects are quarantined).",
         )
@@ -57,82 +85,74 @@ def daily_predictions(
     file per input file, one row per transaction in input order: `transaction_id`,
     `fraud_probability`, `is_fraud` (at the model's threshold) and `model_version`.
 
-    Files are read and scored in chunks, so memory does not grow with file size.
+    Files are read and scored in chunks, so memory does not grow with file size. A scored
+    file moves to `processed/`; a file that fails validation moves to `quarantine/` with the
+    reason beside it, and the day's other files are still scored. Files scored before (by
+    the incoming-file sensor) are not scored again unless `rescore` is set.
     """
     day = context.partition_key
     data, predictions = storage.data(), storage.predictions()
-    batch_files = list_batch_files(
-        data, day, (dataset.incoming_prefix, dataset.processed_prefix)
-    )
+    batch_files = list_batch_files(data, day, (dataset.incoming_prefix, dataset.processed_prefix))
     if config.files is not None:
         wanted = set(config.files)
-        batch_files = [p for p in batch_files if p.rsplit("/", 1)[-1] in wanted]
+        batch_files = [path for path in batch_files if path.rsplit("/", 1)[-1] in wanted]
     if not batch_files:
         raise dg.Failure(
             description=f"no batch files for {day} under {data.url_of(dataset.incoming_prefix)}"
         )
-    model = load_production_model(storage.registry())
 
     started = time.perf_counter()
-    per_file: list[tuple[str, str, ScoringStats]] = []
-    rejected: list[dict] = []
+    model = None
+    summaries, fresh, rejected = [], [], []
     for batch_path in batch_files:
-        output = predictions.path(f"date={day}", prediction_name(batch_path))
-        try:
-            stats = score_file(
-                model,
-                batch_path,
-                output,
-                input_fs=data.fs,
-                output_fs=predictions.fs,
-                chunk_rows=dataset.scoring_chunk_rows,
-                source=data.display(batch_path),
-            )
-        except DataValidationError as error:
-            # One bad file must not hold back the day's other files: set it aside with
-            # the reason and carry on; the check below makes the rejection visible.
-            moved = quarantine(data, batch_path, dataset.quarantine_prefix, str(error))
-            rejected.append({"file": data.display(batch_path), "quarantined_to": data.display(moved), "reason": str(error)})
-            context.log.error("rejected %s: %s", batch_path, error)
+        stats_path = predictions.path(f"date={day}", stats_name(batch_path))
+        if not config.rescore and predictions.fs.exists(stats_path):
+            summaries.append(read_json(predictions.fs, stats_path))
             continue
-        per_file.append((batch_path, output, stats))
-        context.log.info("scored %s: %s", batch_path, stats.to_dict())
-    if not per_file:
+        model = model or load_production_model(storage.registry())
+        try:
+            fresh.append(_score_one(context, model, batch_path, data, predictions, day, dataset))
+        except DataValidationError as error:
+            # One bad file must not hold back the day's other files.
+            moved = quarantine(data, batch_path, dataset.quarantine_prefix, str(error))
+            rejected.append({"file": data.display(batch_path), "quarantined_to": data.display(moved),
+                             "reason": str(error)})
+            context.log.error("rejected %s: %s", batch_path, error)
+    summaries += fresh
+    if not summaries:
         raise dg.Failure(
             description=f"every batch file for {day} was rejected",
             metadata={"rejected": dg.MetadataValue.json(rejected)},
         )
 
-    rows = sum(s.rows for _, _, s in per_file)
-    flagged = sum(s.flagged for _, _, s in per_file)
+    rows = sum(s["rows"] for s in summaries)
+    flagged = sum(s["flagged"] for s in summaries)
     seconds = time.perf_counter() - started
-    metrics.scoring(rows=rows, flagged=flagged, seconds=seconds, model_version=model.version)
+    versions = sorted({s["model_version"] for s in summaries})
+    if fresh:
+        metrics.scoring(
+            rows=sum(s["rows"] for s in fresh),
+            flagged=sum(s["flagged"] for s in fresh),
+            seconds=seconds,
+            model_version=model.version,
+        )
     return dg.MaterializeResult(
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="batch_files_valid",
-                passed=not rejected,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"rejected": dg.MetadataValue.json(rejected), "scored": len(per_file)},
-            )
-        ],
         metadata={
             "dagster/row_count": rows,
             "rows": rows,
             "flagged": flagged,
             "flagged_rate": round(flagged / rows, 6) if rows else 0.0,
             "seconds": round(seconds, 3),
-            "model_version": model.version,
-            "threshold": model.threshold,
-            "files": dg.MetadataValue.json(
-                [
-                    {
-                        "input": data.display(b),
-                        "output": predictions.display(o),
-                        **s.to_dict(),
-                    }
-                    for b, o, s in per_file
-                ]
-            ),
-        }
+            "newly_scored_files": len(fresh),
+            "model_version": ", ".join(versions),
+            "files": dg.MetadataValue.json(summaries),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=BATCH_CHECK,
+                passed=not rejected,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rejected": dg.MetadataValue.json(rejected), "scored": len(summaries)},
+            )
+        ],
     )

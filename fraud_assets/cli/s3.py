@@ -1,0 +1,52 @@
+"""``fraud s3 ...``: set up the buckets and put data where the pipeline reads it."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+import click
+
+from fraud_assets.core.s3_admin import bootstrap_bucket, plan_buckets
+from fraud_assets.core.tables import has_label, read_transactions
+from fraud_assets.defs.resources import bucket_names, s3_client
+
+
+@click.group("s3")
+def s3_group() -> None:
+    """S3 buckets of the production environment (FRAUD_*_BUCKET, FRAUD_S3_ENDPOINT_URL)."""
+
+
+@s3_group.command("bootstrap")
+@click.option("--kms-key-id", envvar="FRAUD_KMS_KEY_ID", help="Default-encrypt with this KMS key.")
+def bootstrap(kms_key_id: str | None) -> None:
+    """Create missing buckets; block public access, encrypt, version models, set lifecycles.
+
+    Idempotent: a second run changes nothing.
+    """
+    client = s3_client()
+    names = bucket_names()
+    region = client.meta.region_name
+    for plan in plan_buckets(names["data"], names["models"], names["predictions"], names["backups"]):
+        changes = bootstrap_bucket(client, plan, region=region, kms_key_id=kms_key_id)
+        click.echo(f"{plan.name}: {', '.join(changes) if changes else 'up to date'}")
+
+
+@s3_group.command("upload")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", help="Object key in the data bucket (default: raw/creditcard.csv for a "
+                            "labelled file, incoming/<name> otherwise).")
+def upload(path: str, key: str | None) -> None:
+    """Validate a transactions file, then upload it to the data bucket (encrypted)."""
+    labelled = has_label(os.path.abspath(path))
+    read_transactions(os.path.abspath(path), require_label=labelled, source=path)
+    key = key or ("raw/creditcard.csv" if labelled else posixpath.join("incoming", os.path.basename(path)))
+    bucket = bucket_names()["data"]
+    kms_key_id = os.environ.get("FRAUD_KMS_KEY_ID")
+    encryption = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+        if kms_key_id
+        else {"ServerSideEncryption": "AES256"}
+    )
+    s3_client().upload_file(path, bucket, key, ExtraArgs=encryption)
+    click.echo(f"uploaded {path} to s3://{bucket}/{key}")
