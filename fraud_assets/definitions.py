@@ -18,6 +18,7 @@ from fraud_assets.defs.resources import (
     storage_for,
 )
 from fraud_assets.defs.schedules import build_schedules
+from fraud_assets.defs.sensors import build_incoming_sensor
 
 
 def build_resources(env: str) -> dict:
@@ -50,6 +51,7 @@ def build_definitions(env: str | None = None) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[training_job, scoring_job, drift_job, fraud_pipeline_job],
         schedules=build_schedules(running=production),
+        sensors=[build_incoming_sensor(running=production)],
         resources=build_resources(env),
         executor=executor,
     )

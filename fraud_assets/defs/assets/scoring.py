@@ -93,9 +93,11 @@ def daily_predictions(
     day = context.partition_key
     data, predictions = storage.data(), storage.predictions()
     batch_files = list_batch_files(data, day, (dataset.incoming_prefix, dataset.processed_prefix))
-    if config.files is not None:
-        wanted = set(config.files)
-        batch_files = [path for path in batch_files if path.rsplit("/", 1)[-1] in wanted]
+    chosen = set(config.files) if config.files is not None else None
+    if chosen is not None:
+        missing = chosen - {path.rsplit("/", 1)[-1] for path in batch_files}
+        if missing:
+            raise dg.Failure(description=f"batch files not found for {day}: {sorted(missing)}")
     if not batch_files:
         raise dg.Failure(
             description=f"no batch files for {day} under {data.url_of(dataset.incoming_prefix)}"
@@ -106,8 +108,14 @@ def daily_predictions(
     summaries, fresh, rejected = [], [], []
     for batch_path in batch_files:
         stats_path = predictions.path(f"date={day}", stats_name(batch_path))
-        if not config.rescore and predictions.fs.exists(stats_path):
-            summaries.append(read_json(predictions.fs, stats_path))
+        already_scored = predictions.fs.exists(stats_path)
+        wanted = batch_path.rsplit("/", 1)[-1] in chosen if chosen is not None else (
+            config.rescore or not already_scored
+        )
+        if not wanted:
+            # Not scored this time, but still part of the day's totals.
+            if already_scored:
+                summaries.append(read_json(predictions.fs, stats_path))
             continue
         model = model or load_production_model(storage.registry())
         try:
