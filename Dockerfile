@@ -1,0 +1,73 @@
+# syntax=docker/dockerfile:1
+#
+# One image for the whole Dagster deployment: the code server (default command), the
+# webserver and the daemon (docker-compose.yml overrides the command). Nothing secret is
+# baked in: credentials arrive at run time through the environment, Docker secrets or the
+# EC2 instance role.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------------------------------
+# Builder: resolve nothing, install exactly what uv.lock says.
+FROM ${PYTHON_IMAGE} AS builder
+
+# uv itself comes from PyPI, pinned, so the build needs no installer script from the web.
+ARG UV_VERSION=0.13.9
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+
+# The venv is created at the path it will have in the runtime stage: its scripts carry
+# absolute shebangs. Bytecode is compiled here because the runtime tree is read-only to the
+# service user.
+ENV UV_PROJECT_ENVIRONMENT=/opt/card-fraud/.venv \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_NO_CACHE=1
+
+WORKDIR /opt/card-fraud
+
+# Dependencies first, in their own layer: a code-only change reuses it.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --locked --no-dev --no-install-project
+
+# Then the project itself, installed as a wheel so the runtime needs no source tree.
+COPY README.md ./
+COPY fraud_assets ./fraud_assets
+RUN uv sync --locked --no-dev --no-editable
+
+# ---------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+# A fixed numeric identity (also in USER below): runAsNonRoot-style checks and bind-mounted
+# volumes need the UID without reading /etc/passwd.
+RUN groupadd --system --gid 10001 cardfraud \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 \
+        --home-dir /var/lib/card-fraud --shell /usr/sbin/nologin cardfraud \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/card-fraud /var/lib/card-fraud/dagster_home
+
+COPY --from=builder /opt/card-fraud/.venv /opt/card-fraud/.venv
+COPY deployment/dagster.yaml /var/lib/card-fraud/dagster_home/dagster.yaml
+COPY deployment/workspace.compose.yaml /opt/card-fraud/deployment/workspace.compose.yaml
+COPY --chmod=0755 deployment/docker/entrypoint.sh /usr/local/bin/card-fraud-entrypoint
+
+ENV PATH=/opt/card-fraud/.venv/bin:${PATH} \
+    DAGSTER_HOME=/var/lib/card-fraud/dagster_home \
+    FRAUD_ENV=production \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /var/lib/card-fraud
+USER 10001:10001
+
+EXPOSE 4000
+
+# Matches the default command; docker-compose.yml gives the webserver and the daemon
+# their own checks.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["dagster", "api", "grpc-health-check", "-h", "127.0.0.1", "-p", "4000"]
+
+ENTRYPOINT ["card-fraud-entrypoint"]
+# 0.0.0.0 inside the container so the webserver and daemon containers can reach it on the
+# compose network; docker-compose.yml publishes no port for it.
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", \
+     "-m", "fraud_assets.definitions", "--location-name", "fraud_assets"]

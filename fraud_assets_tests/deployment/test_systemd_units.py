@@ -1,0 +1,106 @@
+"""systemd units in deployment/systemd/.
+
+`systemd-analyze verify` only warns on a bad value and still exits 0, so any output at all
+fails the test. It also refuses an ExecStart binary that does not exist, and this machine
+has no /opt/card-fraud: the units are copied to a temporary directory with
+/opt/card-fraud/.venv/bin replaced by this test's own virtualenv bin directory, which holds
+the same dagster, dagster-webserver and dagster-daemon entry points. Nothing else is
+changed: User=cardfraud is kept (verify does not resolve users), and the unit names stay
+the same so the Wants=/After= references between the three units resolve.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from .conftest import DEPLOYMENT, VENV_BIN, run, system_tool
+
+UNIT_DIR = DEPLOYMENT / "systemd"
+UNITS = {
+    "card-fraud-code-server.service": [
+        "/opt/card-fraud/.venv/bin/dagster", "code-server", "start",
+        "-h", "127.0.0.1", "-p", "4000", "-m", "fraud_assets.definitions",
+    ],
+    "card-fraud-webserver.service": [
+        "/opt/card-fraud/.venv/bin/dagster-webserver",
+        "-h", "127.0.0.1", "-p", "3000", "-w", "/opt/card-fraud/deployment/workspace.yaml",
+    ],
+    "card-fraud-daemon.service": [
+        "/opt/card-fraud/.venv/bin/dagster-daemon", "run",
+        "-w", "/opt/card-fraud/deployment/workspace.yaml",
+    ],
+}  # fmt: skip
+
+HARDENING = {
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "ReadWritePaths": "/var/lib/card-fraud",
+    "CapabilityBoundingSet": "",
+    "AmbientCapabilities": "",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectControlGroups": "yes",
+    "RestrictSUIDSGID": "yes",
+    "RestrictNamespaces": "yes",
+    "LockPersonality": "yes",
+    "SystemCallArchitectures": "native",
+    "User": "cardfraud",
+    "EnvironmentFile": "/etc/card-fraud/env",
+}
+
+
+def _settings(path: Path) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_exactly_the_three_units_ship() -> None:
+    assert {p.name for p in UNIT_DIR.glob("*.service")} == set(UNITS)
+
+
+def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
+    analyze = system_tool("systemd-analyze")
+    for name in UNITS:
+        text = (UNIT_DIR / name).read_text()
+        assert "/opt/card-fraud/.venv/bin/" in text
+        (tmp_path / name).write_text(text.replace("/opt/card-fraud/.venv/bin", str(VENV_BIN)))
+    result = run([analyze, "verify", *sorted(UNITS)], cwd=tmp_path)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0 and output == "", output
+
+
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_unit_is_hardened(name: str) -> None:
+    settings = _settings(UNIT_DIR / name)
+    for key, expected in HARDENING.items():
+        assert settings.get(key) == [expected], (key, settings.get(key))
+    # The only writable path, and no way to widen it.
+    for widening in ("ReadWriteDirectories", "StateDirectory", "LogsDirectory", "BindPaths"):
+        assert widening not in settings, widening
+    assert settings["Environment"][0].startswith("DAGSTER_HOME=/var/lib/card-fraud/dagster_home")
+
+
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_unit_command_and_loopback_binding(name: str) -> None:
+    (exec_start,) = _settings(UNIT_DIR / name)["ExecStart"]
+    argv = shlex.split(exec_start)
+    expected = UNITS[name]
+    assert argv[: len(expected)] == expected
+    if "-h" in argv:
+        assert argv[argv.index("-h") + 1] == "127.0.0.1"
+    for arg in argv:
+        if arg.startswith("/opt/card-fraud/") and ".venv" not in arg:
+            repo_path = DEPLOYMENT.parent / arg.removeprefix("/opt/card-fraud/")
+            assert repo_path.exists(), arg
