@@ -4,6 +4,7 @@
 import dagster as dg
 
 from fraud_assets.defs import checks
+from fraud_assets.defs.alerting import build_run_failure_sensor
 from fraud_assets.defs.assets import ingestion, monitoring, scoring, training
 from fraud_assets.defs.io_managers import ArtifactIOManager, ModelRegistryIOManager
 from fraud_assets.defs.jobs import drift_job, fraud_pipeline_job, scoring_job, training_job
@@ -51,7 +52,10 @@ def build_definitions(env: str | None = None) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[training_job, scoring_job, drift_job, fraud_pipeline_job],
         schedules=build_schedules(running=production),
-        sensors=[build_incoming_sensor(running=production)],
+        sensors=[
+            build_incoming_sensor(running=production),
+            build_run_failure_sensor(running=production),
+        ],
         resources=build_resources(env),
         executor=executor,
     )

@@ -33,6 +33,17 @@ def _table_path(value: str) -> str:
     return value
 
 
+def _input_table(value: str, hint: str) -> str:
+    """An input table: a missing file or a .txt used to end in a traceback (exit 1)."""
+    try:
+        table_format(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=hint) from error
+    if not os.path.isfile(value):
+        raise click.BadParameter(f"{value}: no such file", param_hint=hint)
+    return value
+
+
 @click.command("generate")
 @click.option("--n-samples", type=click.IntRange(min=1), default=284_807, show_default=True)
 @click.option("--output", required=True, help="Output file; .csv or .parquet.")
@@ -71,6 +82,7 @@ def generate_command(n_samples, output, seed, start_day, n_days, no_labels, drif
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
                   false_alert_cost, alerts_per_day, split_strategy, model_type, seed):
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
+    _input_table(data_path, "--data")
     frame = read_transactions(os.path.abspath(data_path), source=data_path)
     splits = split_transactions(frame, strategy=split_strategy, seed=seed)
     policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
@@ -124,12 +136,17 @@ def load_model_dir(model_dir: str) -> FraudModel:
 def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows):
     """Score a batch file; write predictions and inference_stats.json beside them."""
     _table_path(output_path)
+    _input_table(input_path, "--input")
     model = load_model_dir(model_dir)
     if preprocessing:
         if not preprocessing.endswith(".json"):
             raise click.BadParameter("only JSON preprocessing parameters are loaded (no pickles)",
                                      param_hint="--preprocessing")
-        model.preprocessor = Preprocessor.from_json(Path(preprocessing).read_text())
+        try:
+            model.preprocessor = Preprocessor.from_json(Path(preprocessing).read_text())
+        except (ValueError, KeyError, TypeError) as error:
+            # Not JSON, or an unknown kind: a usage error (exit 2), not a traceback.
+            raise click.BadParameter(f"{preprocessing}: {error}", param_hint="--preprocessing") from error
     output = os.path.abspath(output_path)
     stats = score_file(model, os.path.abspath(input_path), output, chunk_rows=chunk_rows, source=input_path)
     stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
@@ -144,6 +161,8 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
 @click.option("--model-dir", help="Also compare model scores, using this model.")
 def drift_command(reference, current, output, model_dir):
     """Compare two transaction files feature by feature (PSI and scaled Wasserstein)."""
+    _input_table(reference, "--reference")
+    _input_table(current, "--current")
     model = load_model_dir(model_dir) if model_dir else None
     reference_frame = read_transactions(os.path.abspath(reference), require_label=False, source=reference)
     columns = {name: reference_frame[name].to_numpy() for name in drift.DRIFT_FEATURES}

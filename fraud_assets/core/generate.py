@@ -1,32 +1,34 @@
 """Synthetic card transactions in the schema of the ULB ``creditcard.csv`` file.
 
 The real file cannot be shipped, so tests, demos and drift drills run on rows drawn from a
-generative model fitted by hand to its published statistics:
+generative model fitted by hand to its published statistics (``shared/ULB_STATS.md``):
 
 * **Time.** Row times follow an hour-of-day volume profile (quiet from about 01:00 to 07:00).
-  Fraud volume is flatter over the day, so each row's fraud probability is the base rate times
+  Fraud volume is flatter over the day, so a row's fraud probability is the base rate times
   the ratio of fraud to total intensity at its hour: the night-time fraud rate comes out
-  higher while the expected prevalence over whole days stays at ``fraud_rate``. Labels are
-  drawn per row, so the fraud count is binomial.
-* **Genuine V1..V28.** Per feature: published class-0 mean plus class-0 std times a
-  standardised Gaussian scale mixture. A few percent of rows are "unusual" (moderately wider)
-  and a few per mille are extreme (much wider, skewed the way the real components are); both
-  are shared across a row's features, as odd transactions are odd in many components. This
-  gives the large kurtosis of the real file, with genuine rows carrying the biggest outliers,
-  while keeping the features uncorrelated in the core.
-* **Fraud V1..V28.** Two kinds. *Hard* frauds are genuine draws pulled a few percent of the
-  way toward the fraud means, so they sit inside the genuine cloud and cap how well any model
-  can do. The other frauds follow one of several patterns, each shifting its own feature
-  block by a random severity and widening its own set of "variance-only" features (V5, V8,
-  V21, V27, ...). Pattern offsets and noise are solved so that the class-1 mean and std of
-  every feature match the published ones.
+  higher, while prevalence over whole days stays at ``fraud_rate``. Labels are drawn per row,
+  so the fraud count is binomial.
+* **Genuine V1..V28.** Class-0 mean plus class-0 std times a standardised Gaussian scale
+  mixture: a few percent of rows are "unusual" (moderately wider) and a few per mille are
+  "extreme" (far out, skewed the way the real components are). Both kinds are shared across
+  a row's features, as odd transactions are odd in many components, yet extremes have mean
+  0 per feature, so genuine features stay uncorrelated. This reproduces the large kurtosis of
+  the real file, with genuine rows carrying the biggest outliers.
+* **Fraud V1..V28.** Every fraud follows one of a few patterns, each moving its own block of
+  features and widening its own "variance-only" features (V5, V8, V21, V27, ...). *Hard*
+  frauds (about a quarter) are genuine draws with the pattern's variance-only features
+  widened and only a few percent of its mean shift: they sit inside the genuine cloud, which
+  keeps average precision near the real file's and leaves linear models behind trees.
+  The other frauds carry the full pattern offset (times a mildly random severity) plus
+  Student-t noise; offsets and noise are solved so that the class-1 mean and std of every
+  feature match the published ones.
 * **Amount.** Genuine: point masses at 0.00 and 1.00 plus two log-normal bodies (small
-  purchases and everyday spending), the latter tied to V2, V5, V7 and V20 as in the real file.
-  Fraud: card testing (0.00, exactly 1.00, cents) for about a quarter, then a small and a large
-  log-normal body softly capped near 2,200.
+  purchases, everyday spending), the latter tied to V2, V5, V7 and V20 as in the real file.
+  Fraud: card testing (0.00, exactly 1.00, a few cents) for 30 %, then a small and
+  a large log-normal body bent under a ceiling near 2,200.
 * **Drift.** ``drift`` moves the genuine population (genuine rows and the hard frauds that
-  imitate them): the means of :data:`DRIFT_FEATURES` shift by ``drift`` class-0 stds and every
-  genuine amount grows by ``1 + drift``.
+  imitate them): the means of :data:`DRIFT_FEATURES` shift by ``drift`` class-0 stds and
+  genuine amounts grow by ``1 + drift``. Patterned frauds do not move.
 """
 
 from __future__ import annotations
@@ -38,18 +40,19 @@ import numpy as np
 import pandas as pd
 
 from fraud_assets.core.schema import (
-    AMOUNT,
     FEATURE_COLUMNS,
     LABEL,
-    LABELLED_COLUMNS,
     PCA_COLUMNS,
     SECONDS_PER_DAY,
-    TIME,
 )
 
 ULB_FRAUD_RATE = 0.001727
 
-# Published class-conditional moments of V1..V28 (shared/ULB_STATS.md), in PCA_COLUMNS order.
+#: Features whose genuine mean moves under ``drift``, with the direction of the move.
+DRIFT_FEATURES: dict[str, int] = {"V1": -1, "V2": 1, "V3": 1, "V5": -1, "V6": 1, "V7": 1}
+
+# Published class-conditional moments of V1..V28, in PCA_COLUMNS order.
+# fmt: off
 _GENUINE_MEAN = np.array([
     0.0083, -0.0063, 0.0122, -0.0079, 0.0055, 0.0024, 0.0096, -0.0010, 0.0045, 0.0098,
     -0.0066, 0.0108, 0.0002, 0.0121, 0.0002, 0.0072, 0.0115, 0.0039, -0.0012, -0.0006,
@@ -70,49 +73,40 @@ _FRAUD_STD = np.array([
     2.679, 4.654, 1.105, 4.279, 1.050, 3.865, 6.971, 2.899, 1.540, 1.347,
     3.869, 1.495, 1.580, 0.516, 0.797, 0.472, 1.377, 0.547,
 ])
+# fmt: on
 _N_PCA = len(PCA_COLUMNS)
 _COLUMN_INDEX = {name: i for i, name in enumerate(PCA_COLUMNS)}
 
 # Relative transaction volume per hour of day, shaped like the real file's two days.
+# fmt: off
 _HOURLY_VOLUME = np.array([
     7.7, 4.2, 3.3, 3.5, 2.2, 3.0, 4.1, 7.2, 10.3, 15.8, 16.6, 16.9,
     15.4, 15.4, 16.6, 16.5, 16.5, 16.2, 17.0, 15.6, 16.8, 17.7, 15.4, 10.9,
 ])
+# fmt: on
 # Share of fraud volume that ignores the daily cycle; the rest follows it like genuine volume.
-_FRAUD_FLAT_SHARE = 0.6
+_FRAUD_FLAT_SHARE = 0.85
 
-# Genuine tails. "Unusual" rows are moderately wider in every feature; "extreme" rows are far
-# out, by a per-feature factor, which is what makes e.g. V5, V7 or V28 so leptokurtic.
+# Genuine tails: row shares of the two outlier kinds, and per-feature widths picked so the
+# kurtosis roughly follows the real components (V4, V11, V13 near-normal; V5, V7, V28 huge).
 _UNUSUAL_ROW_SHARE = 0.05
 _EXTREME_ROW_SHARE = 0.003
+_UNUSUAL_WIDTH, _LIGHT_UNUSUAL_WIDTH = 2.5, 1.5
 _LIGHT_TAILED = ("V4", "V9", "V11", "V13", "V15", "V18", "V19", "V22", "V24", "V25", "V26")
-_VERY_HEAVY_TAILED = ("V5", "V7", "V8", "V20", "V21", "V23", "V27", "V28")
 _HEAVY_TAILED = ("V2", "V17")
-# Extreme values lean to one side in the real components (V1's minimum is -56, its max 2.5).
+_VERY_HEAVY_TAILED = ("V5", "V7", "V8", "V20", "V21", "V23", "V27", "V28")
+_EXTREME_WIDTH = 9.0
+_EXTREME_WIDTHS = ((_LIGHT_TAILED, 3.0), (_HEAVY_TAILED, 13.0), (_VERY_HEAVY_TAILED, 17.0))
+# Extremes lean to one side in the real components (V1's minimum is -56, its maximum 2.5):
+# the long side is hit less often but further out.
+# fmt: off
 _EXTREME_SKEW = {
     "V1": -1, "V2": -1, "V3": -1, "V5": -1, "V6": 1, "V7": 1, "V8": -1, "V10": 1,
     "V12": -1, "V14": -1, "V17": -1, "V20": 1, "V21": 1, "V23": -1, "V27": -1, "V28": 1,
 }
+# fmt: on
 _LONG_SIDE_PROBABILITY = 0.3
 _LONG_SIDE_SIZE = 1.4
-
-# Hard frauds: share of all frauds; how far (as a fraction of their pattern's full gap to the
-# genuine mean) they lean toward it; and how much wider their pattern's variance-only
-# features are than a genuine row's. Tuned so a tree model lands near the real file's AP
-# while a linear model, blind to the widening, does visibly worse.
-_HARD_FRAUD_SHARE = 0.25
-_HARD_FRAUD_PULL = 0.08
-_HARD_FRAUD_WIDENING = 2.5
-# Severity of a patterned fraud multiplies its pattern offset; Gamma(shape) with mean 1,
-# so some patterned frauds also fade into the genuine cloud.
-_SEVERITY_SHAPE = 44.0
-# Share of a feature's patterned-fraud variance that may come from differences between
-# patterns (the rest is within-pattern noise), and the smallest within-pattern noise std.
-_PATTERN_SHARE_OF_VARIANCE = 0.6
-_NOISE_FLOOR = 0.3
-_FRAUD_NOISE_DF = 5.0
-# Variance of a patterned fraud's widened features relative to its other features.
-_WIDE_VARIANCE_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -123,8 +117,9 @@ class _FraudPattern:
     widened: tuple[str, ...]
 
 
-# Different fraud schemes move different feature blocks, which is what lets trees beat
-# linear models on this data.
+# Fraud schemes move different feature blocks; together with the variance-only features this
+# is what lets trees beat linear models on this data. Features outside every ``shifted``
+# block still move, by the same amount in every pattern.
 _FRAUD_PATTERNS = (
     _FraudPattern(
         "counterfeit",
@@ -145,8 +140,24 @@ _FRAUD_PATTERNS = (
         widened=("V5", "V8", "V21", "V23", "V27", "V28"),
     ),
 )
+# Hard frauds: share of all frauds; the fraction of their pattern's mean shift they carry;
+# how much wider their pattern's variance-only features are than a genuine row's. Tuned so a
+# tree model lands near the real file's average precision (about 0.8) and ROC-AUC (0.98).
+_HARD_FRAUD_SHARE = 0.25
+_HARD_FRAUD_PULL = 0.05
+_HARD_FRAUD_WIDENING = 5.0
+# Severity multiplies a patterned fraud's offset (Gamma, mean 1). The published stds of V4
+# and V14 leave room for only a little spread, so it is mild.
+_SEVERITY_SHAPE = 44.0
+# Share of a feature's patterned-fraud variance that may come from differences between
+# patterns (the rest is within-pattern noise), and the least noise std, in genuine stds.
+_PATTERN_SHARE_OF_VARIANCE = 0.6
+_NOISE_FLOOR = 0.3
+_FRAUD_NOISE_DF = 5.0
+# Variance of a patterned fraud's widened features relative to its other features.
+_WIDE_VARIANCE_FACTOR = 3.0
 
-# Amount mixtures fitted to the published quantiles, mean and std of each class.
+# Amount mixtures, fitted to the published quartiles, mean and std of each class.
 _GENUINE_ZERO_SHARE = 0.0064
 _GENUINE_ONE_SHARE = 0.048
 _GENUINE_SMALL_SHARE = 0.247
@@ -156,16 +167,15 @@ _GENUINE_AMOUNT_CEILING = 26_000.0
 # Genuine log-amount correlates with these components in the real file.
 _AMOUNT_COUPLING = {"V2": -0.53, "V5": -0.39, "V7": 0.40, "V20": 0.34}
 _AMOUNT_COUPLING_STRENGTH = 0.6
-_FRAUD_ZERO_SHARE = 0.055
-_FRAUD_ONE_SHARE = 0.19
+# Card testing is 30 % so that, on a few hundred frauds, the first quartile reliably sits
+# on the mass at exactly 1.00 as in the real file.
+_FRAUD_ZERO_SHARE = 0.06
+_FRAUD_ONE_SHARE = 0.22
 _FRAUD_CENTS_SHARE = 0.02
-_FRAUD_SMALL_SHARE = 0.282
-_FRAUD_SMALL_LOG = (np.log(5.16), 0.7)
-_FRAUD_MAIN_LOG = (np.log(126.3), 1.291)
+_FRAUD_SMALL_SHARE = 0.269
+_FRAUD_SMALL_LOG = (np.log(6.18), 0.7)
+_FRAUD_MAIN_LOG = (np.log(137.3), 1.259)
 _FRAUD_AMOUNT_CEILING = 2_200.0
-
-#: Features whose genuine mean moves under ``drift``, with the direction of the move.
-DRIFT_FEATURES: dict[str, int] = {"V1": -1, "V2": 1, "V3": 1, "V5": -1, "V6": 1, "V7": 1}
 
 # Keeps this generator's random stream apart from any other user of the same seed.
 _STREAM_TAG = 0x5EED_F4A0D
@@ -181,28 +191,30 @@ def generate_transactions(
     drift: float = 0.0,
     fraud_rate: float = ULB_FRAUD_RATE,
 ) -> pd.DataFrame:
-    """Draw ``n_samples`` transactions over ``[start_day, start_day + n_days)`` days.
+    """Draw ``n_samples`` transactions in ``[start_day, start_day + n_days)`` days.
 
-    Columns are ``Time, V1..V28, Amount`` and, when ``labels`` is true, ``Class``; rows are in
-    time order. The result depends only on the arguments: ``start_day`` is part of the seed,
-    so consecutive days of one seed are different draws.
+    Columns are ``Time, V1..V28, Amount`` (float64; Time in whole seconds since day 0,
+    Amount in cents) and, when ``labels`` is true, ``Class`` (int64, 1 = fraud); rows are in
+    time order. The result depends only on the arguments, and ``start_day`` is part of the
+    seed, so consecutive days of one seed are different draws. ``drift`` >= 0 moves the
+    genuine population (see :data:`DRIFT_FEATURES`); ``fraud_rate`` is the expected
+    prevalence over whole days.
     """
-    _check_arguments(n_samples, n_days, drift, fraud_rate)
+    _check_arguments(n_samples, start_day, n_days, drift, fraud_rate)
     rng = _rng_for(seed, start_day)
 
     times = _draw_times(rng, n_samples, start_day, n_days)
     is_fraud = rng.random(n_samples) < _fraud_probability(times, fraud_rate)
+    fraud_rows = np.flatnonzero(is_fraud)
+    hard = rng.random(len(fraud_rows)) < _HARD_FRAUD_SHARE
 
-    # One (30, n) block: rows of it become the frame's float columns without a copy.
+    # One (30, n) block whose rows become the frame's float columns without a copy.
     block = np.empty((len(FEATURE_COLUMNS), n_samples))
     block[0] = times
     pca = block[1 : 1 + _N_PCA]
-    pca[:] = rng.standard_normal((_N_PCA, n_samples))
+    rng.standard_normal(out=pca)
     amount_latent = _amount_latent(rng, pca)
     _apply_heavy_tails(rng, pca)
-
-    fraud_rows = np.flatnonzero(is_fraud)
-    hard = rng.random(len(fraud_rows)) < _HARD_FRAUD_SHARE
     _disguise_hard_frauds(rng, pca, fraud_rows[hard])
     _scale_to_genuine(pca, drift)
     pca[:, fraud_rows[~hard]] = _patterned_frauds(rng, int((~hard).sum()))
@@ -212,17 +224,19 @@ def generate_transactions(
     amounts[fraud_rows] = _fraud_amounts(rng, len(fraud_rows))
 
     frame = pd.DataFrame(block.T, columns=list(FEATURE_COLUMNS), copy=False)
-    if not labels:
-        return frame
-    frame[LABEL] = is_fraud.astype(np.int64)
-    return frame.loc[:, list(LABELLED_COLUMNS)]
+    if labels:
+        frame[LABEL] = is_fraud.astype(np.int64)
+    return frame
 
 
-def _check_arguments(n_samples: int, n_days: float, drift: float, fraud_rate: float) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}")
-    if n_samples < 0:
-        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+def _check_arguments(
+    n_samples: int, start_day: int, n_days: float, drift: float, fraud_rate: float
+) -> None:
+    for name, value in (("n_samples", n_samples), ("start_day", start_day)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
     if not np.isfinite(n_days) or n_days <= 0:
         raise ValueError(f"n_days must be a positive number, got {n_days}")
     if not np.isfinite(drift) or drift < 0:
@@ -232,8 +246,8 @@ def _check_arguments(n_samples: int, n_days: float, drift: float, fraud_rate: fl
 
 
 def _rng_for(seed: int, start_day: int) -> np.random.Generator:
-    # SeedSequence wants non-negative entropy; wrapping keeps negative values usable and distinct.
-    entropy = [int(seed) % 2**64, int(start_day) % 2**64, _STREAM_TAG]
+    # SeedSequence wants non-negative entropy; wrapping keeps negative seeds usable.
+    entropy = [int(seed) % 2**64, int(start_day), _STREAM_TAG]
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
@@ -241,15 +255,15 @@ def _rng_for(seed: int, start_day: int) -> np.random.Generator:
 
 
 def _draw_times(rng: np.random.Generator, n: int, start_day: int, n_days: float) -> np.ndarray:
-    """Whole seconds in the window, sorted, denser in busy hours."""
+    """Sorted whole seconds in the window, denser in busy hours."""
     start = float(start_day) * SECONDS_PER_DAY
     end = start + float(n_days) * SECONDS_PER_DAY
     edges = np.append(np.arange(start, end, 3600.0), end)
     lengths = np.diff(edges)
     weights = _HOURLY_VOLUME[_hour_of(edges[:-1])] * lengths
     bins = rng.choice(len(lengths), size=n, p=weights / weights.sum())
+    # start is a whole second, so flooring stays inside [start, end).
     times = np.floor(edges[bins] + rng.random(n) * lengths[bins])
-    # Flooring cannot cross below start (a whole number of seconds) nor reach end.
     times.sort()
     return times
 
@@ -265,61 +279,74 @@ def _fraud_probability(times: np.ndarray, fraud_rate: float) -> np.ndarray:
     return np.minimum(fraud_rate * fraud_to_total[_hour_of(times)], 1.0)
 
 
-# --------------------------------------------------------------------------- V1..V28
+# --------------------------------------------------------------------------- genuine V1..V28
+
+
+@dataclass(frozen=True)
+class _TailDesign:
+    """Per-feature parameters of the genuine scale mixture."""
+
+    unusual_width: np.ndarray
+    long_side_probability: np.ndarray
+    long_side: np.ndarray  # signed extreme width on the long side
+    short_side: np.ndarray  # signed extreme width on the other side
+    std: np.ndarray  # of the mixture, to standardise it
 
 
 @lru_cache(maxsize=1)
-def _tail_design() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-feature tail widths, the skewed side's odds and sizes, and the resulting std."""
-    unusual = np.full(_N_PCA, 2.5)
-    extreme = np.full(_N_PCA, 8.0)
-    for name in _LIGHT_TAILED:
-        unusual[_COLUMN_INDEX[name]], extreme[_COLUMN_INDEX[name]] = 1.5, 3.0
-    for name in _HEAVY_TAILED:
-        extreme[_COLUMN_INDEX[name]] = 12.0
-    for name in _VERY_HEAVY_TAILED:
-        extreme[_COLUMN_INDEX[name]] = 22.0
-    # An extreme value lands on the long side less often but further out, with the two sides
-    # balanced so its mean stays 0. Zero-mean extremes keep the features uncorrelated even
-    # though extreme rows are shared across features.
-    long_side_probability = np.full(_N_PCA, 0.5)
-    long_side_size = np.ones(_N_PCA)
-    short_side_size = np.ones(_N_PCA)
+def _tail_design() -> _TailDesign:
+    unusual = np.full(_N_PCA, _UNUSUAL_WIDTH)
+    unusual[[_COLUMN_INDEX[name] for name in _LIGHT_TAILED]] = _LIGHT_UNUSUAL_WIDTH
+    extreme = np.full(_N_PCA, _EXTREME_WIDTH)
+    for names, width in _EXTREME_WIDTHS:
+        extreme[[_COLUMN_INDEX[name] for name in names]] = width
+
+    # Sizes on the two sides balance (p * long = (1 - p) * short), so extremes have mean 0
+    # and shared extreme rows add no correlation between features.
+    probability = np.full(_N_PCA, 0.5)
+    long_size = np.ones(_N_PCA)
+    short_size = -np.ones(_N_PCA)
     for name, side in _EXTREME_SKEW.items():
         index = _COLUMN_INDEX[name]
-        long_side_probability[index] = _LONG_SIDE_PROBABILITY
-        long_side_size[index] = side * _LONG_SIDE_SIZE
-        short_side_size[index] = -side * _LONG_SIDE_SIZE * _LONG_SIDE_PROBABILITY / (
-            1.0 - _LONG_SIDE_PROBABILITY
+        probability[index] = _LONG_SIDE_PROBABILITY
+        long_size[index] = side * _LONG_SIDE_SIZE
+        short_size[index] = (
+            -long_size[index] * _LONG_SIDE_PROBABILITY / (1.0 - _LONG_SIDE_PROBABILITY)
         )
-    side_second_moment = (
-        long_side_probability * long_side_size**2
-        + (1.0 - long_side_probability) * short_side_size**2
+    extreme_second_moment = extreme**2 * (
+        probability * long_size**2 + (1.0 - probability) * short_size**2
     )
-    core_share = 1.0 - _UNUSUAL_ROW_SHARE - _EXTREME_ROW_SHARE
     variance = (
-        core_share
+        1.0
+        - _UNUSUAL_ROW_SHARE
+        - _EXTREME_ROW_SHARE
         + _UNUSUAL_ROW_SHARE * unusual**2
-        + _EXTREME_ROW_SHARE * side_second_moment * extreme**2
+        + _EXTREME_ROW_SHARE * extreme_second_moment
     )
-    return unusual, extreme * long_side_size, extreme * short_side_size, long_side_probability, np.sqrt(variance)
+    return _TailDesign(
+        unusual_width=unusual,
+        long_side_probability=probability,
+        long_side=extreme * long_size,
+        short_side=extreme * short_size,
+        std=np.sqrt(variance),
+    )
 
 
 def _apply_heavy_tails(rng: np.random.Generator, noise: np.ndarray) -> None:
     """Turn (28, n) standard normals, in place, into mean-0 std-1 draws with ULB-like tails."""
-    unusual, long_side, short_side, long_side_probability, std = _tail_design()
+    design = _tail_design()
     kind = rng.random(noise.shape[1])
     unusual_rows = np.flatnonzero(kind < _UNUSUAL_ROW_SHARE)
     extreme_rows = np.flatnonzero(kind > 1.0 - _EXTREME_ROW_SHARE)
-    noise[:, unusual_rows] *= unusual[:, None]
-    on_long_side = rng.random((_N_PCA, len(extreme_rows))) < long_side_probability[:, None]
-    size = np.where(on_long_side, long_side[:, None], short_side[:, None])
-    noise[:, extreme_rows] = np.abs(noise[:, extreme_rows]) * size
-    noise /= std[:, None]
+    noise[:, unusual_rows] *= design.unusual_width[:, None]
+    on_long_side = rng.random((_N_PCA, len(extreme_rows))) < design.long_side_probability[:, None]
+    width = np.where(on_long_side, design.long_side[:, None], design.short_side[:, None])
+    noise[:, extreme_rows] = np.abs(noise[:, extreme_rows]) * width
+    noise /= design.std[:, None]
 
 
 def _scale_to_genuine(noise: np.ndarray, drift: float) -> None:
-    """Turn standardised noise into genuine V values in place, with the drift shift."""
+    """Turn standardised noise, in place, into genuine V values of the drifted population."""
     noise *= _GENUINE_STD[:, None]
     noise += (_GENUINE_MEAN + _drift_shift(drift))[:, None]
 
@@ -332,26 +359,29 @@ def _drift_shift(drift: float) -> np.ndarray:
     return shift
 
 
+# --------------------------------------------------------------------------- fraud V1..V28
+
+
 @dataclass(frozen=True)
 class _FraudDesign:
-    """Per (pattern, feature) parameters of the fraud model, in V units unless noted."""
+    """Per (pattern, feature) parameters of the fraud model."""
 
     weights: np.ndarray
-    offsets: np.ndarray
-    noise_std: np.ndarray
-    hard_shift: np.ndarray  # in genuine-std units
+    offsets: np.ndarray  # patterned frauds' mean minus the genuine mean, in V units
+    noise_std: np.ndarray  # patterned frauds' noise, in V units
+    hard_shift: np.ndarray  # hard frauds' mean shift, in genuine stds
     hard_widening: np.ndarray
 
 
 @lru_cache(maxsize=1)
 def _fraud_design() -> _FraudDesign:
-    """Solve the pattern parameters so all frauds match the published class-1 moments.
+    """Solve pattern offsets and noise so that all frauds match the class-1 moments.
 
-    Hard frauds have known moments (genuine ones, widened and pulled). The patterned frauds
-    then need a mean and variance per feature that bring the class totals to the published
-    values. The published stds leave little room on some features (V4 and V14 sit about 6
-    and 9 stds from genuine in nearly every fraud), so how much patterns may differ on a
-    feature is set by that feature's variance budget.
+    Hard frauds have moments fixed by construction; patterned frauds must supply whatever
+    mean and variance bring the class totals to the published values. The published stds
+    leave little room on some features (V4 and V14 sit about 6 and 9 stds from genuine in
+    nearly every fraud), so how far patterns may differ on a feature is capped by that
+    feature's variance budget.
     """
     weights = np.array([p.weight for p in _FRAUD_PATTERNS])
     weights = weights / weights.sum()
@@ -366,37 +396,31 @@ def _fraud_design() -> _FraudDesign:
 
     h, pull = _HARD_FRAUD_SHARE, _HARD_FRAUD_PULL
     gap = _FRAUD_MEAN - _GENUINE_MEAN
-    hard_within = _GENUINE_STD**2 * (weights @ hard_widening**2)
     patterned_gap = gap * (1.0 - h * pull) / (1.0 - h)
 
     def patterned_variance(hard_variance: np.ndarray) -> np.ndarray:
-        hard_to_patterned = patterned_gap - pull * gap
-        return (
-            _FRAUD_STD**2 - h * hard_variance - h * (1 - h) * hard_to_patterned**2
-        ) / (1.0 - h)
+        between_kinds = h * (1.0 - h) * ((patterned_gap - pull * gap) ** 2)
+        return (_FRAUD_STD**2 - h * hard_variance - between_kinds) / (1.0 - h)
 
-    # Pattern directions are gap * (1 + contrast * deviation); deviation averages 0 over
-    # patterns, so means are kept, and contrast stops where a pattern's offset would reach 0.
+    # Pattern directions are gap * (1 + contrast * deviation). Deviations average 0 over
+    # patterns, which keeps the class mean; contrast stops where an offset would reach 0.
     deviation = shifted - weights @ shifted
     deviation_variance = weights @ deviation**2
     severity_variance = 1.0 / _SEVERITY_SHAPE
+    hard_within = _GENUINE_STD**2 * (weights @ hard_widening**2)
     relative_budget = patterned_variance(hard_within) / np.maximum(patterned_gap**2, 1e-12)
     wanted = np.maximum(_PATTERN_SHARE_OF_VARIANCE * relative_budget - severity_variance, 0.0)
-    contrast = np.sqrt(
-        wanted / ((1.0 + severity_variance) * np.maximum(deviation_variance, 1e-12))
-    )
-    most_negative = np.max(-deviation, axis=0)
-    contrast = np.where(
-        deviation_variance > 0, np.minimum(contrast, 1.0 / np.maximum(most_negative, 1e-12)), 0.0
-    )
+    contrast = np.sqrt(wanted / ((1.0 + severity_variance) * np.maximum(deviation_variance, 1e-12)))
+    largest_contrast = 1.0 / np.maximum(np.max(-deviation, axis=0), 1e-12)
+    contrast = np.where(deviation_variance > 0, np.minimum(contrast, largest_contrast), 0.0)
     direction = 1.0 + contrast * deviation
+
     offsets = patterned_gap * direction
     hard_means = pull * gap * direction
     hard_variance = hard_within + weights @ hard_means**2 - (pull * gap) ** 2
-
-    between = (1.0 + severity_variance) * (weights @ offsets**2) - patterned_gap**2
+    between_patterns = (1.0 + severity_variance) * (weights @ offsets**2) - patterned_gap**2
     floor = (_NOISE_FLOOR * _GENUINE_STD) ** 2
-    noise_variance = np.maximum(patterned_variance(hard_variance) - between, floor)
+    noise_variance = np.maximum(patterned_variance(hard_variance) - between_patterns, floor)
     return _FraudDesign(
         weights=weights,
         offsets=offsets,
@@ -407,14 +431,14 @@ def _fraud_design() -> _FraudDesign:
 
 
 def _disguise_hard_frauds(rng: np.random.Generator, noise: np.ndarray, rows: np.ndarray) -> None:
-    """Nudge genuine draws (standardised noise, in place) into hard frauds of some pattern."""
+    """Turn the standardised genuine noise of ``rows``, in place, into hard frauds."""
     design = _fraud_design()
     pattern = rng.choice(len(design.weights), size=len(rows), p=design.weights)
     noise[:, rows] = noise[:, rows] * design.hard_widening[pattern].T + design.hard_shift[pattern].T
 
 
 def _patterned_frauds(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(28, n) V values of frauds that follow one of the fraud patterns."""
+    """(28, n) V values of frauds that carry their pattern's full offset."""
     design = _fraud_design()
     pattern = rng.choice(len(design.weights), size=n, p=design.weights)
     severity = rng.gamma(_SEVERITY_SHAPE, 1.0 / _SEVERITY_SHAPE, size=n)
@@ -433,8 +457,8 @@ def _patterned_frauds(rng: np.random.Generator, n: int) -> np.ndarray:
 def _amount_latent(rng: np.random.Generator, normals: np.ndarray) -> np.ndarray:
     """Standard-normal driver of genuine log-amount, partly shared with a few components.
 
-    It is built from the components' Gaussian cores (before the tails are applied), so it is
-    exactly standard normal and an extreme V row does not produce an absurd amount.
+    Built from the components' Gaussian cores (before tails are applied), so it is exactly
+    standard normal and an extreme V row cannot produce an absurd amount.
     """
     names = list(_AMOUNT_COUPLING)
     coefficients = np.array([_AMOUNT_COUPLING[name] for name in names])
@@ -454,15 +478,14 @@ def _genuine_amounts(rng: np.random.Generator, latent: np.ndarray, drift: float)
     main = _soft_ceiling(np.exp(main_mu + main_sigma * latent), _GENUINE_AMOUNT_CEILING)
     zero_end = _GENUINE_ZERO_SHARE
     one_end = zero_end + _GENUINE_ONE_SHARE
-    small_end = one_end + _GENUINE_SMALL_SHARE
-    amounts = np.where(kind < small_end, small, main)
+    amounts = np.where(kind < one_end + _GENUINE_SMALL_SHARE, small, main)
     amounts[kind < one_end] = 1.0
     amounts[kind < zero_end] = 0.0
     return np.round(amounts * (1.0 + drift), 2)
 
 
 def _fraud_amounts(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Card testing (0.00, 1.00, cents) for about a quarter of frauds, then a long tail."""
+    """Card testing (0.00, 1.00, cents) for 30 % of frauds, then a long tail."""
     kind = rng.random(n)
     small_mu, small_sigma = _FRAUD_SMALL_LOG
     main_mu, main_sigma = _FRAUD_MAIN_LOG

@@ -45,26 +45,82 @@ def _local_fs() -> fsspec.AbstractFileSystem:
     return fsspec.filesystem("file")
 
 
-def _csv_convert_options(columns: tuple[str, ...]) -> pa_csv.ConvertOptions:
+def _csv_convert_options(columns: tuple[str, ...], header: list[str]) -> pa_csv.ConvertOptions:
     # Forcing float64 makes a stray text value fail loudly instead of silently turning the
     # whole column into strings; the failure is then located precisely by _locate_csv_error.
-    return pa_csv.ConvertOptions(column_types={c: pa.float64() for c in columns})
+    types = {c: pa.float64() for c in columns}
+    # Columns outside the schema (transaction ids, notes) are read as text: the streaming
+    # reader infers types from the first block only, so an id column that is numeric early
+    # and alphanumeric later, or a column empty in the first block, made a valid file that
+    # spans several blocks "unreadable"; text also keeps ids such as "000123" intact.
+    types.update({c: pa.string() for c in header if c not in types})
+    return pa_csv.ConvertOptions(column_types=types)
 
 
-def _locate_csv_error(fs, path: str, source: str, columns: tuple[str, ...]) -> DataValidationError:
+def _malformed_rows(fs, path: str, header: list[str]) -> str | None:
+    """Rows whose field count differs from the header's, as a problem description."""
+    bad = []
+
+    def remember(row) -> str:
+        bad.append(row)
+        return "skip"
+
+    with fs.open(path, "rb") as handle:
+        try:
+            reader = pa_csv.open_csv(
+                handle,
+                read_options=pa_csv.ReadOptions(use_threads=False),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=remember),
+                # Everything as text: only the row structure is checked on this pass.
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={c: pa.string() for c in header}
+                ),
+            )
+            for _ in reader:
+                pass
+        except pa.ArrowInvalid:
+            pass  # something other than a ragged row; the pandas pass below reports it
+    if not bad:
+        return None
+    first = bad[0]
+    # ``number`` is the physical line (header is line 1), -1 when pyarrow does not know it.
+    where = f" (first at data row {first.number - 1})" if first.number > 0 else ""
+    return (
+        f"{len(bad)} row(s) with the wrong number of fields, expected {first.expected_columns}"
+        f"{where}"
+    )
+
+
+def _locate_csv_error(
+    fs, path: str, source: str, columns: tuple[str, ...], header: list[str], cause: Exception
+) -> DataValidationError:
     """Slow path, only after a parse failure: find which column and rows hold bad values."""
+    # A ragged row made pandas raise ParserError (escaping as a non-validation error) or, when
+    # short, was blamed on no column at all: report the row structure first.
+    malformed = _malformed_rows(fs, path, header)
+    if malformed is not None:
+        return DataValidationError(source, [malformed])
     problems: list[str] = []
     offset = 0
     with fs.open(path, "rb") as handle:
-        for chunk in pd.read_csv(handle, dtype=str, chunksize=500_000):
-            try:
-                validate_frame(chunk, source, require_label=False, row_offset=offset)
-            except DataValidationError as error:
-                problems.extend(error.problems)
-                break
-            offset += len(chunk)
+        try:
+            for chunk in pd.read_csv(handle, dtype=str, chunksize=500_000):
+                try:
+                    # Check Class too when the file has it: pyarrow parses it as float64, so
+                    # a text label fails the parse and must be located like any other column
+                    # (require_label=False here reported only "unreadable CSV").
+                    validate_frame(
+                        chunk, source, require_label=LABEL in columns, row_offset=offset
+                    )
+                except DataValidationError as error:
+                    problems.extend(error.problems)
+                    break
+                offset += len(chunk)
+        except pd.errors.ParserError as error:
+            # Never let a parser exception escape as anything but a validation error.
+            problems = [f"unreadable CSV: {error}"]
     if not problems:
-        problems = [f"unreadable CSV (columns {', '.join(columns)})"]
+        problems = [f"unreadable CSV (columns {', '.join(columns)}): {cause}"]
     return DataValidationError(source, problems)
 
 
@@ -95,7 +151,9 @@ def _header(fs, path: str, source: str) -> list[str]:
         except (pa.ArrowInvalid, OSError) as error:
             raise _arrow_error(source, error) from error
     with fs.open(path, "rb") as handle:
-        first_line = handle.readline().decode("utf-8", errors="replace").strip()
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
+        # pyarrow and pandas skip it too, so without this a valid file lost its Time column.
+        first_line = handle.readline().decode("utf-8-sig", errors="replace").strip()
     if not first_line:
         raise DataValidationError(source, ["empty file (no header row)"])
     return [name.strip().strip('"') for name in first_line.split(",")]
@@ -146,15 +204,17 @@ def _iter_record_batches(fs, path, source, header, chunk_rows) -> Iterator[pa.Re
             reader = pa_csv.open_csv(
                 handle,
                 read_options=pa_csv.ReadOptions(block_size=block_size),
-                convert_options=_csv_convert_options(numeric),
+                convert_options=_csv_convert_options(numeric, header),
             )
             for batch in reader:
                 if batch.num_rows:
                     yield batch
         except pa.ArrowInvalid as error:
             if "Empty CSV file" in str(error):
-                raise DataValidationError(source, ["empty file (no header row)"]) from error
-            raise _locate_csv_error(fs, path, source, numeric) from error
+                # _header already found a non-empty first line, so the file has a header
+                # (e.g. one without a final newline) and nothing else.
+                raise DataValidationError(source, ["no data rows"]) from error
+            raise _locate_csv_error(fs, path, source, numeric, header, error) from error
 
 
 @dataclass(frozen=True)

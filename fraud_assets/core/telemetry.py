@@ -460,6 +460,14 @@ def push_drift_metrics(
     )
 
 
+def push_run_failure(gateway_url: str | None, job: str, *, timeout: float = 5.0) -> bool:
+    """Record that a run of ``job`` failed, without touching its last good results."""
+    if not _gateway_configured(gateway_url, job):
+        return False
+    assert gateway_url is not None
+    return _push(gateway_url, job, lambda: build_failure_registry(job), timeout)
+
+
 # --------------------------------------------------------------------------- internals
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 from fraud_assets.core.gate import evaluate_gate
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.schema import LABEL, LABELLED_COLUMNS
-from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate
+from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate, SlackAlerts
 
 
 @dg.asset_check(asset="raw_transactions", blocking=True)
@@ -55,6 +55,7 @@ def fraud_model_quality_gate(
     storage: FraudStorage,
     quality_gate: QualityGate,
     metrics: MetricsPusher,
+    slack: SlackAlerts,
 ) -> dg.AssetCheckResult:
     """Test-split AUPRC at least the configured floor, and not worse than the production model
     by more than the configured margin. A failure keeps the current production model."""
@@ -68,6 +69,8 @@ def fraud_model_quality_gate(
     )
     if not gate.passed:
         context.log.error(gate.describe())
+        slack.post(f":no_entry: Retrained model not promoted, production stays on "
+                   f"{gate.production_version or 'none'}. {gate.describe()}")
         test = fraud_model.metrics["test"]
         metrics.training(
             auprc=gate.candidate_auprc,

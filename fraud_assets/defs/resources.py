@@ -150,6 +150,9 @@ class MetricsPusher(dg.ConfigurableResource):
     def drift(self, **values) -> bool:
         return telemetry.push_drift_metrics(self.pushgateway_url, **values)
 
+    def run_failed(self, job: str) -> bool:
+        return telemetry.push_run_failure(self.pushgateway_url, job)
+
 
 class SlackAlerts(dg.ConfigurableResource):
     """Posts alerts to a Slack incoming webhook; without a URL it only logs."""

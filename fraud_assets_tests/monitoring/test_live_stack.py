@@ -19,7 +19,7 @@ from fraud_assets.core.telemetry import (
     push_training_metrics,
 )
 from fraud_assets_tests.services.prometheus_stack import (
-    MONITORING_DIR,
+    dashboard_query_failures,
     Service,
     http_json,
     query,
@@ -29,14 +29,6 @@ from fraud_assets_tests.services.prometheus_stack import (
 
 pytestmark = pytest.mark.integration
 
-DASHBOARD_DIR = MONITORING_DIR / "grafana" / "dashboards"
-# Grafana fills these in; any valid value will do to prove the PromQL parses and runs.
-GRAFANA_VARIABLES = {
-    "$__rate_interval": "1m",
-    "$__interval": "15s",
-    "$__range": "1h",
-    "$feature": ".+",
-}
 
 
 def push_everything(gateway: Service, rows: int) -> None:
@@ -76,26 +68,7 @@ def test_dashboard_queries_run_against_pushed_metrics(
     # increase()/rate() need two samples of the new values.
     time.sleep(2.5)
 
-    failures = []
-    checked = 0
-    for path in sorted(DASHBOARD_DIR.glob("*.json")):
-        dashboard = json.loads(path.read_text())
-        panels = [p for top in dashboard["panels"] for p in (top, *top.get("panels", []))]
-        for panel in panels:
-            for target in panel.get("targets", []):
-                expr = target["expr"]
-                for variable, replacement in GRAFANA_VARIABLES.items():
-                    expr = expr.replace(variable, replacement)
-                assert "$" not in expr, f"unhandled variable in {expr!r}"
-                checked += 1
-                try:
-                    result = query(prometheus, expr)
-                except AssertionError as exc:
-                    failures.append(f"{path.name} / {panel['title']}: {exc}")
-                    continue
-                # A baseline a day back has no data in a fresh Prometheus; all else must.
-                if not result and "offset" not in expr:
-                    failures.append(f"{path.name} / {panel['title']}: no data for {expr!r}")
+    checked, failures = dashboard_query_failures(prometheus)
     assert checked > 20
     assert not failures, "\n".join(failures)
 

@@ -403,3 +403,42 @@ def alertmanager() -> Iterator[Service]:
         with start_alertmanager(Path(tmp) / "am", config_text) as service:
             service.extra["slack"] = slack
             yield service
+
+
+DASHBOARD_DIR = MONITORING_DIR / "grafana" / "dashboards"
+# Grafana fills these in; any valid value will do to prove the PromQL parses and runs.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "$feature": ".+",
+}
+
+
+def dashboard_query_failures(prometheus: Service) -> tuple[int, list[str]]:
+    """Run every panel query of every dashboard; return how many ran and what failed.
+
+    A query that returns nothing counts as a failure, except a baseline that looks back in
+    time (``offset``), which a fresh Prometheus cannot have.
+    """
+    failures, checked = [], 0
+    for path in sorted(DASHBOARD_DIR.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        panels = [p for top in dashboard["panels"] for p in (top, *top.get("panels", []))]
+        for panel in panels:
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                for variable, replacement in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, replacement)
+                if "$" in expr:
+                    failures.append(f"{path.name} / {panel['title']}: unhandled variable in {expr!r}")
+                    continue
+                checked += 1
+                try:
+                    result = query(prometheus, expr)
+                except AssertionError as exc:
+                    failures.append(f"{path.name} / {panel['title']}: {exc}")
+                    continue
+                if not result and "offset" not in expr:
+                    failures.append(f"{path.name} / {panel['title']}: no data for {expr!r}")
+    return checked, failures

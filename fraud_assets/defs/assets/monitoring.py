@@ -9,9 +9,16 @@ import pyarrow.parquet as pq
 from fraud_assets.core import drift
 from fraud_assets.core.tables import iter_transaction_chunks
 from fraud_assets.defs.batches import list_batch_files, prediction_name
+from fraud_assets.defs.errors import permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.presentation import markdown_table
-from fraud_assets.defs.resources import DatasetSettings, DriftSettings, FraudStorage, MetricsPusher
+from fraud_assets.defs.resources import (
+    DatasetSettings,
+    DriftSettings,
+    FraudStorage,
+    MetricsPusher,
+    SlackAlerts,
+)
 
 GROUP = "monitoring"
 DRIFT_CHECK = "drift_within_bounds"
@@ -46,6 +53,7 @@ def drift_statistics(
     dataset: DatasetSettings,
     drift_settings: DriftSettings,
     metrics: MetricsPusher,
+    slack: SlackAlerts,
 ):
     """Per feature (V1..V28, Amount, and the model score): PSI over the reference deciles and
     the Wasserstein distance in reference standard deviations, against the training data of the
@@ -60,7 +68,7 @@ def drift_statistics(
         if predictions.fs.exists(predictions.path(f"date={day}", prediction_name(path)))
     ]
     if not scored:
-        raise dg.Failure(description=f"no scored batch files for {day}: run daily_predictions first")
+        raise permanent_failure(f"no scored batch files for {day}: run daily_predictions first")
 
     versions = set()
     accumulator: drift.DriftAccumulator | None = None
@@ -91,6 +99,11 @@ def drift_statistics(
         drift_detected=report["drift_detected"],
         seconds=seconds,
     )
+    if report["drift_level"] == "major":
+        slack.post(
+            f":warning: Major drift on {day}: {len(report['drifted_features'])} features drifted "
+            f"(share {report['drift_share']:.2f}); most: {', '.join(report['drifted_features'][:5])}"
+        )
     most_drifted = sorted(features.items(), key=lambda item: -item[1]["psi"])[:8]
     level = report["drift_level"]
     return dg.MaterializeResult(

@@ -15,6 +15,7 @@ from fraud_assets.defs.batches import (
     quarantine,
     stats_name,
 )
+from fraud_assets.defs.errors import permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
 
@@ -33,8 +34,8 @@ class ScoringConfig(dg.Config):
 def load_production_model(registry: ModelRegistry):
     model = registry.load_production()
     if model is None:
-        raise dg.Failure(
-            description=f"no production model in {registry.location.url_of()}: "
+        raise permanent_failure(
+            f"no production model in {registry.location.url_of()}: "
             "materialise the training assets (or `fraud model promote VERSION`) first"
         )
     return model
@@ -97,10 +98,10 @@ def daily_predictions(
     if chosen is not None:
         missing = chosen - {path.rsplit("/", 1)[-1] for path in batch_files}
         if missing:
-            raise dg.Failure(description=f"batch files not found for {day}: {sorted(missing)}")
+            raise permanent_failure(f"batch files not found for {day}: {sorted(missing)}")
     if not batch_files:
-        raise dg.Failure(
-            description=f"no batch files for {day} under {data.url_of(dataset.incoming_prefix)}"
+        raise permanent_failure(
+            f"no batch files for {day} under {data.url_of(dataset.incoming_prefix)}"
         )
 
     started = time.perf_counter()
@@ -128,9 +129,9 @@ def daily_predictions(
             context.log.error("rejected %s: %s", batch_path, error)
     summaries += fresh
     if not summaries:
-        raise dg.Failure(
-            description=f"every batch file for {day} was rejected",
-            metadata={"rejected": dg.MetadataValue.json(rejected)},
+        raise permanent_failure(
+            f"every batch file for {day} was rejected",
+            rejected=dg.MetadataValue.json(rejected),
         )
 
     rows = sum(s["rows"] for s in summaries)

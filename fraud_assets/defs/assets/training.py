@@ -10,6 +10,7 @@ from fraud_assets.core.model import FraudModel
 from fraud_assets.core.splits import Splits
 from fraud_assets.core.threshold import ThresholdPolicy
 from fraud_assets.core.training import TrainingConfig, train_fraud_model
+from fraud_assets.defs.errors import permanent_failure
 from fraud_assets.defs.presentation import (
     confusion_matrix_markdown,
     markdown_table,
@@ -135,7 +136,7 @@ def production_model(
         max_regression=quality_gate.max_auprc_regression,
     )
     if not gate.passed:
-        raise dg.Failure(description=gate.describe())
+        raise permanent_failure(gate.describe())
     if previous is None or previous.version != fraud_model.version:
         registry.promote(fraud_model.version, reason=gate.describe())
         context.log.info("promoted %s (was %s)", fraud_model.version, previous and previous.version)

@@ -1,0 +1,47 @@
+"""Alerts on failures: a run-failure sensor that tells Slack and the Pushgateway."""
+
+import dagster as dg
+
+from fraud_assets.core import telemetry
+from fraud_assets.defs.resources import MetricsPusher, SlackAlerts
+
+# The `fraud/job` tag of a run -> the Pushgateway jobs whose failure time it should set.
+FAILED_JOBS = {
+    "scoring": (telemetry.JOB_SCORING,),
+    "training": (telemetry.JOB_TRAINING,),
+    "drift": (telemetry.JOB_DRIFT,),
+    "pipeline": (telemetry.JOB_TRAINING, telemetry.JOB_SCORING, telemetry.JOB_DRIFT),
+}
+
+
+def failure_message(context: dg.RunFailureSensorContext) -> str:
+    run = context.dagster_run
+    partition = run.tags.get("dagster/partition")
+    where = f" for {partition}" if partition else ""
+    step_failures = context.get_step_failure_events()
+    if step_failures:
+        # The step's own error says what to fix; the run-level message only lists steps.
+        first = step_failures[0]
+        error = first.step_failure_data.error
+        reason = f"{first.step_key}: {error.message.strip() if error else 'no message'}"
+    else:
+        reason = context.failure_event.message or "no message"
+    if len(reason) > 500:
+        reason = reason[:500] + "..."
+    return f":rotating_light: Dagster run `{run.run_id[:8]}` of `{run.job_name}`{where} failed: {reason}"
+
+
+def build_run_failure_sensor(*, running: bool) -> dg.SensorDefinition:
+    @dg.run_failure_sensor(
+        name="run_failure_alert_sensor",
+        default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED,
+        description="Posts every failed run to Slack and records the failure time for Prometheus.",
+    )
+    def run_failure_alert_sensor(
+        context: dg.RunFailureSensorContext, slack: SlackAlerts, metrics: MetricsPusher
+    ) -> None:
+        slack.post(failure_message(context))
+        for job in FAILED_JOBS.get(context.dagster_run.tags.get("fraud/job", ""), ()):
+            metrics.run_failed(job)
+
+    return run_failure_alert_sensor

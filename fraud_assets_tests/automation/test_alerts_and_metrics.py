@@ -1,0 +1,99 @@
+"""Failure alerts to Slack, and metrics from real runs scraped by a real Prometheus."""
+
+import logging
+
+import dagster as dg
+import pytest
+
+from fraud_assets.definitions import build_definitions
+from fraud_assets.defs.alerting import build_run_failure_sensor
+from fraud_assets_tests.graph.conftest import check_results, run_pipeline
+from fraud_assets_tests.services.prometheus_stack import (
+    dashboard_query_failures,
+    pushgateway_groups,
+    query,
+    wait_for_series,
+)
+
+
+def failed_scoring_run(instance):
+    result = run_pipeline(instance, job="scoring_job")  # no production model yet
+    assert not result.success
+    run = instance.get_run_by_id(result.run_id)
+    (entry,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    failure = entry.dagster_event
+    return run, failure
+
+
+def evaluate_failure_sensor(instance, run, failure, env):
+    defs = build_definitions(env)
+    resources = {k: v for k, v in defs.resources.items() if k in ("slack", "metrics")}
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=failure,
+        resources=resources,
+    ).for_run_failure()
+    build_run_failure_sensor(running=False)(context)
+
+
+def test_failed_run_posts_to_slack_and_records_the_failure(
+    project, instance, slack_server, pushgateway, monkeypatch
+):
+    monkeypatch.setenv("FRAUD_SLACK_WEBHOOK_URL", slack_server.url)
+    monkeypatch.setenv("FRAUD_PUSHGATEWAY_URL", pushgateway.url)
+    run, failure = failed_scoring_run(instance)
+    evaluate_failure_sensor(instance, run, failure, "local")
+
+    (request,) = slack_server.wait_for_requests(1)
+    text = request.json()["text"]
+    assert "scoring_job" in text and "failed" in text and "no production model" in text
+    groups = pushgateway_groups(pushgateway)
+    scoring = next(g for g in groups if g["labels"]["job"] == "fraud_scoring")
+    assert "fraud_scoring_last_failure_timestamp_seconds" in scoring
+    assert "fraud_scoring_rows" not in scoring  # a failure never overwrites results
+
+
+def test_without_webhook_alerts_only_log(project, instance, monkeypatch, caplog):
+    monkeypatch.delenv("FRAUD_SLACK_WEBHOOK_URL", raising=False)
+    caplog.set_level(logging.INFO, logger="fraud_assets.core.alerts")
+    run, failure = failed_scoring_run(instance)
+    evaluate_failure_sensor(instance, run, failure, "local")  # must not raise
+    assert any("No Slack webhook URL configured" in r.getMessage() for r in caplog.records)
+
+
+def test_failed_gate_posts_to_slack(project, instance, slack_server, monkeypatch):
+    monkeypatch.setenv("FRAUD_SLACK_WEBHOOK_URL", slack_server.url)
+    monkeypatch.setenv("FRAUD_AUPRC_FLOOR", "0.9999")
+    result = run_pipeline(instance, job="training_job")
+    assert not check_results(result)["fraud_model_quality_gate"].passed
+    (request,) = slack_server.wait_for_requests(1)
+    assert "not promoted" in request.json()["text"]
+
+
+@pytest.mark.integration
+def test_runs_push_metrics_that_prometheus_scrapes(project, instance, pushgateway, prometheus, monkeypatch):
+    monkeypatch.setenv("FRAUD_PUSHGATEWAY_URL", pushgateway.url)
+    result = run_pipeline(instance)
+    assert result.success
+    scored = instance.get_latest_materialization_event(dg.AssetKey("daily_predictions")).asset_materialization
+    rows = scored.metadata["rows"].value
+
+    wait_for_series(prometheus, f"fraud_scoring_rows == {rows}")
+    assert float(query(prometheus, "fraud_predictions_total")[0]["value"][1]) >= rows
+    auprc = float(wait_for_series(prometheus, "fraud_model_auprc")[0]["value"][1])
+    assert 0.5 < auprc <= 1.0
+    assert wait_for_series(prometheus, 'fraud_model_info{role="production"}')
+    psi = wait_for_series(prometheus, "fraud_drift_psi")
+    assert {series["metric"]["feature"] for series in psi} >= {"V1", "V28", "Amount", "score"}
+    for job in ("scoring", "training", "drift"):
+        assert wait_for_series(prometheus, f"fraud_{job}_last_success_timestamp_seconds")
+    # Every series carries the pushing job's label, not the gateway's (honor_labels).
+    assert {s["metric"]["job"] for s in query(prometheus, "fraud_scoring_rows")} == {"fraud_scoring"}
+
+    # increase()/rate() panels need a second scrape of the new values.
+    wait_for_series(prometheus, 'increase(fraud_predictions_total{job="fraud_scoring"}[1d])')
+    checked, failures = dashboard_query_failures(prometheus)
+    assert checked > 20
+    assert not failures, "\n".join(failures)
