@@ -118,14 +118,27 @@ def bootstrap_bucket(client, plan: BucketPlan, *, region: str | None, kms_key_id
         "Rules",
         ("NoSuchLifecycleConfiguration",),
     )
-    if _normalise(rules) != _normalise(plan.lifecycle):
+    if not _lifecycle_matches(rules or [], plan.lifecycle):
         client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": plan.lifecycle})
         changes.append("lifecycle rules set")
     return changes
 
 
-def _normalise(rules) -> list:
-    return sorted((rule["ID"], repr(sorted(rule.items()))) for rule in rules or [])
+def _contained(current, wanted) -> bool:
+    """True when every field the server reports equals the wanted one. Some S3-compatible
+    servers drop optional fields they do not support (moto drops NewerNoncurrentVersions);
+    re-putting would never converge, so a missing field is not a difference."""
+    if isinstance(current, dict) and isinstance(wanted, dict):
+        return all(key in wanted and _contained(value, wanted[key]) for key, value in current.items())
+    return current == wanted
+
+
+def _lifecycle_matches(current: list, wanted: list) -> bool:
+    current_by_id = {rule.get("ID"): rule for rule in current}
+    wanted_by_id = {rule["ID"]: rule for rule in wanted}
+    return current_by_id.keys() == wanted_by_id.keys() and all(
+        _contained(current_by_id[rule_id], rule) for rule_id, rule in wanted_by_id.items()
+    )
 
 
 def plan_buckets(data: str, models: str, predictions: str, backups: str | None) -> list[BucketPlan]:

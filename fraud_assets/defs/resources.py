@@ -116,9 +116,11 @@ def storage_for(env: str) -> FraudStorage:
             models_url=f"s3://{buckets['models']}/models",
             predictions_url=f"s3://{buckets['predictions']}/predictions",
             backup_url=f"s3://{buckets['backups']}/backups",
-            s3_endpoint_url=setting("FRAUD_S3_ENDPOINT_URL"),
-            aws_region=setting("AWS_REGION") or setting("AWS_DEFAULT_REGION"),
-            kms_key_id=setting("FRAUD_KMS_KEY_ID"),
+            # Plain values, not EnvVar: the CLI builds this resource outside Dagster, and
+            # none of these is a secret.
+            s3_endpoint_url=os.environ.get("FRAUD_S3_ENDPOINT_URL") or None,
+            aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+            kms_key_id=os.environ.get("FRAUD_KMS_KEY_ID") or None,
         )
     root = local_root()
     return FraudStorage(
