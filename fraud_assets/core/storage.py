@@ -77,7 +77,14 @@ def s3_storage_options(
         "client_kwargs": client_kwargs,
         # Listings must see objects that other processes wrote moments ago.
         "use_listings_cache": False,
-        "config_kwargs": {"retries": {"max_attempts": 8, "mode": "adaptive"}},
+        "config_kwargs": {
+            # Transient S3 errors (throttling, 5xx, resets) are retried with backoff.
+            "retries": {"max_attempts": 8, "mode": "adaptive"},
+            # Ranged reads of copied or multipart objects carry whole-object checksums that
+            # cannot be checked against a range; S3-compatible servers disagree on them.
+            "response_checksum_validation": "when_required",
+            "request_checksum_calculation": "when_required",
+        },
     }
 
 
