@@ -4,15 +4,16 @@
 import dagster as dg
 import pandas as pd
 
-from fraud_assets.core.schema import LABEL, SECONDS_PER_DAY, TIME
+from fraud_assets.core.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
 from fraud_assets.core.splits import split_transactions
 from fraud_assets.core.tables import read_transactions
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
 
 GROUP = "ingestion"
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=TRANSIENT_RETRY)
 def raw_transactions(
     context: dg.AssetExecutionContext, storage: FraudStorage, dataset: DatasetSettings
 ) -> dg.MaterializeResult[pd.DataFrame]:
@@ -23,7 +24,10 @@ def raw_transactions(
     """
     data = storage.data()
     source = data.url_of(dataset.raw_dataset_key)
-    frame = read_transactions(data.path(dataset.raw_dataset_key), fs=data.fs, source=source)
+    try:
+        frame = read_transactions(data.path(dataset.raw_dataset_key), fs=data.fs, source=source)
+    except DataValidationError as error:
+        raise permanent_failure(str(error)) from error
     frauds = int(frame[LABEL].sum())
     context.log.info("read %d rows (%d frauds) from %s", len(frame), frauds, source)
     return dg.MaterializeResult(
@@ -58,6 +62,7 @@ def _split_metadata(frame: pd.DataFrame) -> dict:
 
 @dg.multi_asset(
     group_name=GROUP,
+    retry_policy=TRANSIENT_RETRY,
     outs={
         "train_split": dg.AssetOut(description="Earliest rows (by default): fit data.", kinds={"parquet"}),
         "validation_split": dg.AssetOut(

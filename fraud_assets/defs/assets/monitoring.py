@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from fraud_assets.core import drift
 from fraud_assets.core.tables import iter_transaction_chunks
 from fraud_assets.defs.batches import list_batch_files, prediction_name
-from fraud_assets.defs.errors import permanent_failure
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.presentation import markdown_table
 from fraud_assets.defs.resources import (
@@ -38,6 +38,7 @@ def _prediction_scores(predictions, path: str):
     deps=["daily_predictions"],
     kinds={"json"},
     op_tags={"fraud/job": "drift"},
+    retry_policy=TRANSIENT_RETRY,
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECK,

@@ -15,7 +15,7 @@ from fraud_assets.defs.batches import (
     quarantine,
     stats_name,
 )
-from fraud_assets.defs.errors import permanent_failure
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
 
@@ -66,7 +66,7 @@ def _score_one(context, model, batch_path, data: Location, predictions: Location
     deps=["production_model"],
     kinds={"xgboost", "parquet"},
     op_tags=SCORING_TAGS,
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
+    retry_policy=TRANSIENT_RETRY,
     check_specs=[
         dg.AssetCheckSpec(
             BATCH_CHECK,

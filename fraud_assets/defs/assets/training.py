@@ -10,7 +10,7 @@ from fraud_assets.core.model import FraudModel
 from fraud_assets.core.splits import Splits
 from fraud_assets.core.threshold import ThresholdPolicy
 from fraud_assets.core.training import TrainingConfig, train_fraud_model
-from fraud_assets.defs.errors import permanent_failure
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.presentation import (
     confusion_matrix_markdown,
     markdown_table,
@@ -22,7 +22,12 @@ GROUP = "training"
 TRAINING_TAGS = {"fraud/job": "training"}
 
 
-@dg.asset(group_name=GROUP, io_manager_key="model_artifact_io_manager", kinds={"json"})
+@dg.asset(
+    group_name=GROUP,
+    io_manager_key="model_artifact_io_manager",
+    kinds={"json"},
+    retry_policy=TRANSIENT_RETRY,
+)
 def preprocessing_pipeline(train_split: pd.DataFrame) -> dg.MaterializeResult[Preprocessor]:
     """Feature standardisation fitted on the training split only, stored as JSON parameters
     (loaded back without executing code)."""
@@ -65,7 +70,13 @@ class ModelTrainingConfig(dg.Config):
         )
 
 
-@dg.asset(group_name=GROUP, io_manager_key="model_io_manager", kinds={"xgboost"}, op_tags=TRAINING_TAGS)
+@dg.asset(
+    group_name=GROUP,
+    io_manager_key="model_io_manager",
+    kinds={"xgboost"},
+    op_tags=TRAINING_TAGS,
+    retry_policy=TRANSIENT_RETRY,
+)
 def fraud_model(
     context: dg.AssetExecutionContext,
     config: ModelTrainingConfig,
@@ -111,7 +122,7 @@ def fraud_model(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"xgboost"}, op_tags=TRAINING_TAGS)
+@dg.asset(group_name=GROUP, kinds={"xgboost"}, op_tags=TRAINING_TAGS, retry_policy=TRANSIENT_RETRY)
 def production_model(
     context: dg.AssetExecutionContext,
     fraud_model: FraudModel,
