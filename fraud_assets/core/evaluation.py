@@ -40,4 +40,4 @@ def precision_recall_points(
     if len(recall) > max_points:
         keep = np.unique(np.linspace(0, len(recall) - 1, max_points).round().astype(int))
         precision, recall = precision[keep], recall[keep]
-    return [(round(float(r), 4), round(float(p), 4)) for r, p in zip(recall, precision)]
+    return [(round(float(r), 4), round(float(p), 4)) for r, p in zip(recall, precision, strict=True)]

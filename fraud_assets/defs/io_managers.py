@@ -3,8 +3,6 @@ models. Nothing is pickled, and every write is atomic (temporary name, then move
 
 
 import io
-
-
 from typing import Any
 
 import dagster as dg
