@@ -1,6 +1,5 @@
 """Finding a day's batch files: names start with their date (``YYYY-MM-DD...csv|parquet``)."""
 
-
 import posixpath
 import re
 from datetime import UTC, datetime

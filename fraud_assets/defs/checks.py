@@ -1,6 +1,5 @@
 """Blocking asset checks: bad data never trains a model, a weak model never serves."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -1,7 +1,6 @@
 """IO managers: Parquet for tables, JSON for fitted parameters and reports, the registry for
 models. Nothing is pickled, and every write is atomic (temporary name, then move)."""
 
-
 import io
 from typing import Any
 
@@ -52,10 +51,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             write_json_atomic(fs, path, obj)
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
-        context.add_output_metadata({"uri": dg.MetadataValue.path(self._display(path))})
-
-    def _display(self, path: str) -> str:
-        return path if self._location().is_local else f"s3://{path}"
+        context.add_output_metadata({"uri": dg.MetadataValue.path(self._location().display(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
         fs = self._location().fs
@@ -66,7 +62,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if not fs.exists(base + _JSON):
             raise FileNotFoundError(
                 f"{context.asset_key.to_user_string()} has not been materialised "
-                f"(nothing at {self._display(base)}.*)"
+                f"(nothing at {self._location().display(base)}.*)"
             )
         document = read_json(fs, base + _JSON)
         if context.dagster_type.typing_type is Preprocessor or document.get("kind", "").startswith(

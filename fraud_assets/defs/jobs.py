@@ -1,6 +1,5 @@
 """Jobs: what the schedules, the sensor and `fraud demo` run."""
 
-
 import dagster as dg
 
 from fraud_assets.defs.assets.training import TRAINING_TAGS

@@ -1,6 +1,5 @@
 """Partitions: one per calendar day of batch files."""
 
-
 import os
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Metadata that reads well in the Dagster UI: small Markdown tables and an SVG chart."""
 
-
 import base64
 from collections.abc import Iterable, Sequence
 

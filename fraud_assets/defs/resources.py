@@ -5,7 +5,6 @@ or S3; values come from the environment through :class:`dagster.EnvVar`, so the 
 variable's name rather than its value.
 """
 
-
 import logging
 import os
 from pathlib import Path

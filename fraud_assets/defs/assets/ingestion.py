@@ -1,6 +1,5 @@
 """Ingestion: the labelled dataset and its train/validation/test splits."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -1,6 +1,5 @@
 """Monitoring: daily drift of features and scores against the model's training reference."""
 
-
 import time
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Training: fitted preprocessing, the trained model, and the production pointer."""
 
-
 import dagster as dg
 import pandas as pd
 
