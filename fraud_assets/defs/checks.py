@@ -3,7 +3,6 @@
 import dagster as dg
 import pandas as pd
 
-from fraud_assets.core.gate import evaluate_gate
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.schema import LABEL, LABELLED_COLUMNS
 from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate, SlackAlerts
@@ -59,27 +58,12 @@ def fraud_model_quality_gate(
     """Test-split AUPRC at least the configured floor, and not worse than the production model
     by more than the configured margin. A failure keeps the current production model."""
     production = storage.registry().load_production()
-    gate = evaluate_gate(
-        fraud_model,
-        production,
-        test_split,
-        auprc_floor=quality_gate.auprc_floor,
-        max_regression=quality_gate.max_auprc_regression,
-    )
+    gate = quality_gate.evaluate(fraud_model, production, test_split)
     if not gate.passed:
         context.log.error(gate.describe())
         slack.post(f":no_entry: Retrained model not promoted, production stays on "
                    f"{gate.production_version or 'none'}. {gate.describe()}")
-        test = fraud_model.metrics["test"]
-        metrics.training(
-            auprc=gate.candidate_auprc,
-            roc_auc=test["roc_auc"],
-            threshold=fraud_model.threshold,
-            seconds=fraud_model.manifest["training"]["training_seconds"],
-            model_version=fraud_model.version,
-            gate_passed=False,
-            production_version=gate.production_version,
-        )
+        metrics.training_outcome(fraud_model, gate)
     return dg.AssetCheckResult(
         passed=gate.passed,
         severity=dg.AssetCheckSeverity.ERROR,

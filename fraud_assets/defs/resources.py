@@ -10,9 +10,12 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from fraud_assets.core import alerts, telemetry
+from fraud_assets.core.gate import GateResult, evaluate_gate
+from fraud_assets.core.model import FraudModel
 from fraud_assets.core.registry import ModelRegistry
 from fraud_assets.core.storage import Location, s3_storage_options
 
@@ -99,6 +102,15 @@ class QualityGate(dg.ConfigurableResource):
     min_prevalence: float = Field(default=0.0001, description="Plausible fraud share, low end.")
     max_prevalence: float = Field(default=0.05, description="Plausible fraud share, high end.")
 
+    def evaluate(self, candidate: FraudModel, production: FraudModel | None, test: pd.DataFrame) -> GateResult:
+        return evaluate_gate(
+            candidate,
+            production,
+            test,
+            auprc_floor=self.auprc_floor,
+            max_regression=self.max_auprc_regression,
+        )
+
 
 class DriftSettings(dg.ConfigurableResource):
     psi_moderate: float = 0.1
@@ -150,6 +162,18 @@ class MetricsPusher(dg.ConfigurableResource):
 
     def drift(self, **values) -> bool:
         return telemetry.push_drift_metrics(self.pushgateway_url, **values)
+
+    def training_outcome(self, model: FraudModel, gate: GateResult) -> bool:
+        """What a training run produced and whether its model now serves."""
+        return self.training(
+            auprc=gate.candidate_auprc,
+            roc_auc=model.metrics["test"]["roc_auc"],
+            threshold=model.threshold,
+            seconds=model.manifest["training"]["training_seconds"],
+            model_version=model.version,
+            gate_passed=gate.passed,
+            production_version=model.version if gate.passed else gate.production_version,
+        )
 
     def run_failed(self, job: str) -> bool:
         return telemetry.push_run_failure(self.pushgateway_url, job)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 
 @dataclass(frozen=True)
@@ -114,3 +116,10 @@ class RecordingServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@pytest.fixture
+def slack_server() -> Iterator[RecordingServer]:
+    """A stand-in for Slack's webhook endpoint on 127.0.0.1."""
+    with RecordingServer() as server:
+        yield server

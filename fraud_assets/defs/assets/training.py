@@ -4,7 +4,6 @@ import dagster as dg
 import pandas as pd
 
 from fraud_assets.core.features import Preprocessor, fit_preprocessor
-from fraud_assets.core.gate import evaluate_gate
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.splits import Splits
 from fraud_assets.core.threshold import ThresholdPolicy
@@ -138,28 +137,13 @@ def production_model(
     """
     registry = storage.registry()
     previous = registry.load_production()
-    gate = evaluate_gate(
-        fraud_model,
-        previous,
-        test_split,
-        auprc_floor=quality_gate.auprc_floor,
-        max_regression=quality_gate.max_auprc_regression,
-    )
+    gate = quality_gate.evaluate(fraud_model, previous, test_split)
     if not gate.passed:
         raise permanent_failure(gate.describe())
     if previous is None or previous.version != fraud_model.version:
         registry.promote(fraud_model.version, reason=gate.describe())
         context.log.info("promoted %s (was %s)", fraud_model.version, previous and previous.version)
-    test = fraud_model.metrics["test"]
-    metrics.training(
-        auprc=gate.candidate_auprc,
-        roc_auc=test["roc_auc"],
-        threshold=fraud_model.threshold,
-        seconds=fraud_model.manifest["training"]["training_seconds"],
-        model_version=fraud_model.version,
-        gate_passed=True,
-        production_version=fraud_model.version,
-    )
+    metrics.training_outcome(fraud_model, gate)
     return dg.MaterializeResult(
         metadata={
             "model_version": fraud_model.version,
