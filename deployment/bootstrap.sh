@@ -30,7 +30,8 @@ readonly TOOLS_DIR=/opt/card-fraud-tools
 # uv-managed interpreters must sit outside /root and /home: the units run with
 # ProtectHome=yes and as a user that cannot read /root.
 readonly PYTHON_DIR=/opt/card-fraud-python
-readonly UNITS=(card-fraud-code-server.service card-fraud-webserver.service card-fraud-daemon.service)
+readonly UNITS=(card-fraud-code-server.service card-fraud-webserver.service card-fraud-daemon.service
+    card-fraud-inference.service)
 
 # Files created below must be readable by the service user unless made stricter explicitly.
 umask 022
@@ -253,7 +254,7 @@ main() {
     start_services
     local revision
     revision="$(git -C "${APP_DIR}" rev-parse --short HEAD)"
-    log "done: ${revision} is running; UI on 127.0.0.1:3000"
+    log "done: ${revision} is running; UI on 127.0.0.1:3100"
 }
 
 main "$@"

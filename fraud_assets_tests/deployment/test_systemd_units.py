@@ -4,9 +4,9 @@
 fails the test. It also refuses an ExecStart binary that does not exist, and this machine
 has no /opt/card-fraud: the units are copied to a temporary directory with
 /opt/card-fraud/.venv/bin replaced by this test's own virtualenv bin directory, which holds
-the same dagster, dagster-webserver and dagster-daemon entry points. Nothing else is
+the same dagster, dagster-webserver, dagster-daemon and fraud entry points. Nothing else is
 changed: User=cardfraud is kept (verify does not resolve users), and the unit names stay
-the same so the Wants=/After= references between the three units resolve.
+the same so the Wants=/After= references between the units resolve.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ UNITS = {
     ],
     "card-fraud-webserver.service": [
         "/opt/card-fraud/.venv/bin/dagster-webserver",
-        "-h", "127.0.0.1", "-p", "3000", "-w", "/opt/card-fraud/deployment/workspace.yaml",
+        "-h", "127.0.0.1", "-p", "3100", "-w", "/opt/card-fraud/deployment/workspace.yaml",
     ],
     "card-fraud-daemon.service": [
         "/opt/card-fraud/.venv/bin/dagster-daemon", "run",
         "-w", "/opt/card-fraud/deployment/workspace.yaml",
+    ],
+    "card-fraud-inference.service": [
+        "/opt/card-fraud/.venv/bin/fraud", "serve", "--host", "127.0.0.1", "--port", "8000",
     ],
 }  # fmt: skip
 
@@ -66,7 +69,7 @@ def _settings(path: Path) -> dict[str, list[str]]:
     return settings
 
 
-def test_exactly_the_three_units_ship() -> None:
+def test_exactly_these_units_ship() -> None:
     assert {p.name for p in UNIT_DIR.glob("*.service")} == set(UNITS)
 
 
@@ -98,8 +101,9 @@ def test_unit_command_and_loopback_binding(name: str) -> None:
     argv = shlex.split(exec_start)
     expected = UNITS[name]
     assert argv[: len(expected)] == expected
-    if "-h" in argv:
-        assert argv[argv.index("-h") + 1] == "127.0.0.1"
+    for flag in ("-h", "--host"):
+        if flag in argv:
+            assert argv[argv.index(flag) + 1] == "127.0.0.1"
     for arg in argv:
         if arg.startswith("/opt/card-fraud/") and ".venv" not in arg:
             repo_path = DEPLOYMENT.parent / arg.removeprefix("/opt/card-fraud/")
