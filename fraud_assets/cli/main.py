@@ -11,6 +11,7 @@ from fraud_assets.cli.commands import drift_command, generate_command, score_com
 from fraud_assets.cli.demo import demo_command
 from fraud_assets.cli.registry import model_group
 from fraud_assets.cli.s3 import s3_group
+from fraud_assets.cli.serve import serve_command
 from fraud_assets.core.schema import DataValidationError
 
 
@@ -31,6 +32,7 @@ cli.add_command(drift_command)
 cli.add_command(demo_command)
 cli.add_command(model_group)
 cli.add_command(s3_group)
+cli.add_command(serve_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -169,14 +169,42 @@ def test_compose_services_share_one_image(compose: dict) -> None:
         assert services[name]["build"]["dockerfile"] == "Dockerfile"
 
 
-def test_compose_publishes_only_the_webserver_on_loopback(compose: dict) -> None:
+def test_compose_publishes_only_the_webserver_and_scoring_on_loopback(compose: dict) -> None:
     services = compose["services"]
     for name, service in services.items():
         for port in service.get("ports", []):
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), (name, port)
-    assert services["webserver"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert services["webserver"]["ports"] == ["127.0.0.1:3100:3100"]
+    assert services["fraud-inference"]["ports"] == ["127.0.0.1:8000:8000"]
     assert "ports" not in services["postgres"]
     assert "ports" not in services["code-server"]
+
+
+def _published_host_ports(path: Path) -> dict[str, str]:
+    """host port -> "file:service" for every port a compose file publishes."""
+    published: dict[str, str] = {}
+    for name, service in (yaml.safe_load(path.read_text()).get("services") or {}).items():
+        for port in service.get("ports", []):
+            host_port = str(port).split(":")[-2]
+            assert host_port not in published, (path.name, name, port)
+            published[host_port] = f"{path.name}:{name}"
+    return published
+
+
+def test_dagster_and_monitoring_ports_fit_on_one_host() -> None:
+    # Both compose projects (and the systemd units) run on the same EC2 host: Grafana keeps
+    # 3000, the port its health check `curl http://localhost:3000/api/health` uses, so the
+    # Dagster webserver is on 3100.
+    if not MONITORING.exists():
+        pytest.skip("docker-compose.monitoring.yml is not in the repository yet")
+    app = _published_host_ports(COMPOSE)
+    monitoring = _published_host_ports(MONITORING)
+    assert not set(app) & set(monitoring), (app, monitoring)
+    assert monitoring.get("3000", "").endswith(":grafana")
+    assert app.get("3100") == "docker-compose.yml:webserver"
+    unit = (DEPLOYMENT / "systemd" / "card-fraud-webserver.service").read_text()
+    (port,) = re.findall(r"^ExecStart=\S*dagster-webserver .*-p (\d+)", unit, flags=re.MULTILINE)
+    assert port == "3100" and port not in monitoring
 
 
 def test_compose_keeps_passwords_out_of_the_file(compose: dict) -> None:
@@ -238,7 +266,8 @@ def test_compose_env_example_documents_the_settings() -> None:
 
 def test_overlay_joins_the_monitoring_network_where_the_pushgateway_is() -> None:
     overlay = yaml.safe_load(OVERLAY.read_text())
-    assert set(overlay["services"]) == {"code-server"}
+    # The code server pushes to the Pushgateway; Prometheus scrapes the scoring service.
+    assert set(overlay["services"]) == {"code-server", "fraud-inference"}
     network = overlay["networks"]["monitoring"]
     assert network["external"] is True
     example = (DEPLOYMENT / "compose.env.example").read_text()
@@ -250,3 +279,17 @@ def test_overlay_joins_the_monitoring_network_where_the_pushgateway_is() -> None
     assert network["name"] in {n.get("name") for n in monitoring["networks"].values()}
     assert host in monitoring["services"]
     assert port == "9091", "the Pushgateway's own port, not a published host port"
+
+
+def test_prometheus_scrapes_the_scoring_service_where_it_listens(compose: dict) -> None:
+    prometheus = yaml.safe_load((REPO / "monitoring" / "prometheus.yml").read_text())
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "fraud-inference"]
+    ((target,),) = [c["targets"] for c in job["static_configs"]]
+    host, port = target.split(":")
+    service = compose["services"][host]
+    command = service["command"]
+    assert command[:2] == ["fraud", "serve"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable on the network
+    assert command[command.index("--port") + 1] == port
+    overlay = yaml.safe_load(OVERLAY.read_text())
+    assert "monitoring" in overlay["services"][host]["networks"]

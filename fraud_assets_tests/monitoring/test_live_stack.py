@@ -19,8 +19,8 @@ from fraud_assets.core.telemetry import (
     push_training_metrics,
 )
 from fraud_assets_tests.services.prometheus_stack import (
-    dashboard_query_failures,
     Service,
+    dashboard_query_failures,
     http_json,
     query,
     wait_for,

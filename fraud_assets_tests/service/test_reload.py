@@ -1,0 +1,115 @@
+"""Promotion and rollback are picked up by the running process, with no failed request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from fraud_assets_tests.service.server import ServiceProcess
+
+
+class Firing:
+    """Client threads posting continuously; records every outcome."""
+
+    def __init__(self, url: str, bodies: list):
+        self.url, self.bodies = url, bodies
+        self.outcomes: list[tuple[float, int | str, str | None, int]] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(body, index))
+            for index, body in enumerate(bodies)
+        ]
+
+    def _run(self, body, index: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=10.0) as http:
+            while not self._stop.is_set():
+                try:
+                    response = http.post("/predict", json=body)
+                    answer = response.json()
+                    version = (answer[0] if isinstance(answer, list) else answer)["model_version"]
+                    self.outcomes.append((time.monotonic(), response.status_code, version, index))
+                except Exception as error:  # noqa: BLE001 - every failure is a finding
+                    self.outcomes.append((time.monotonic(), repr(error), None, index))
+
+    def wait_for(self, version: str, timeout: float) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            recent = [o[2] for o in self.outcomes[-4:] if o[0] > started]
+            if recent and all(v == version for v in recent):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise AssertionError(f"still not serving {version} after {timeout} s")
+
+    def __enter__(self) -> Firing:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+def _reload_failures(http: httpx.Client) -> float:
+    for family in text_string_to_metric_families(http.get("/metrics").text):
+        if family.name == "fraud_service_model_reload_failures":
+            return family.samples[0].value
+    raise AssertionError("no reload failure counter")
+
+
+def test_promotion_broken_model_and_rollback_without_failed_requests(
+    models, transactions, reload_service
+):
+    first, second = models
+    service, registry = reload_service
+    models_dir = Path(registry.location.root)
+    # One single-transaction client (scored on the event loop) and one batch client (scored
+    # in a worker thread), so both paths cross the swap.
+    bodies = [transactions[0], transactions[:50]]
+    with httpx.Client(base_url=service.url, timeout=10.0) as http, \
+            Firing(service.url, bodies) as firing:
+        time.sleep(0.5)
+        registry.promote(second.version, reason="test: promotion")
+        assert firing.wait_for(second.version, timeout=5.0) < 5.0
+        assert http.get("/health").json()["model_version"] == second.version
+
+        # A promoted bundle that cannot load: logged, counted, the current model kept.
+        broken = models_dir / "broken-1"
+        broken.mkdir()
+        (broken / "manifest.json").write_text('{"version": "broken-1", "threshold": 0.5}')
+        (broken / "preprocessing.json").write_text("{}")
+        (broken / "model.ubj").write_bytes(b"not a model")
+        registry.promote("broken-1", reason="test: broken bundle")
+        deadline = time.monotonic() + 5.0
+        while _reload_failures(http) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _reload_failures(http) >= 2, "the broken bundle is retried, not given up on"
+        health = http.get("/health").json()
+        assert health["model_version"] == second.version
+        assert "broken-1" not in health["model_version"] and health["last_reload_error"]
+
+        registry.promote(first.version, reason="test: rollback")
+        assert firing.wait_for(first.version, timeout=5.0) < 5.0
+        time.sleep(0.3)
+    failures = [o for o in firing.outcomes if o[1] != 200]
+    assert not failures, failures[:5]
+    assert len(firing.outcomes) > 50
+    for index in range(len(bodies)):
+        versions = [o[2] for o in sorted(firing.outcomes) if o[3] == index]
+        # first, then second, then first again: no flapping back and forth during a swap.
+        changes = [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]
+        assert changes == [first.version, second.version, first.version], changes
+
+
+def test_serve_refuses_to_start_without_a_production_model(tmp_path):
+    service = ServiceProcess(tmp_path)
+    try:
+        assert service.process.wait(timeout=60) != 0
+        assert "no production model" in service.log()
+    finally:
+        service.stop()
