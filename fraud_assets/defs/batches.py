@@ -17,11 +17,16 @@ def batch_date(name: str) -> str | None:
     return match.group(1) if match else None
 
 
+def processed_folder(processed_prefix: str, date: str) -> str:
+    """Scored files are kept per day, so finding one day's files never lists the history."""
+    return posixpath.join(processed_prefix, date)
+
+
 def list_batch_files(data: Location, date: str, prefixes: tuple[str, ...]) -> list[str]:
     """Paths of the batch files for ``date`` under each prefix, sorted by name.
 
-    A file already moved to ``processed/`` still belongs to its day, so re-running a day
-    after the sensor scored its files finds them all.
+    Pass the day's processed folder too: a file the sensor already scored still belongs to
+    its day, so re-running the day finds them all.
     """
     fs = data.fs
     found: dict[str, str] = {}

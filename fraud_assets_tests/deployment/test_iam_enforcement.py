@@ -193,7 +193,7 @@ def test_pipeline_calls_are_allowed(enforced: Stack) -> None:
     s3.get_object(Bucket=data, Key=f"incoming/{DAY}_x.csv")
     s3.copy_object(
         Bucket=data,
-        Key=f"processed/{DAY}_x.csv",
+        Key=f"processed/{DAY}/{DAY}_x.csv",
         CopySource={"Bucket": data, "Key": f"incoming/{DAY}_x.csv"},
     )
     s3.delete_object(Bucket=data, Key=f"incoming/{DAY}_x.csv")
@@ -260,7 +260,7 @@ def test_pipeline_calls_are_allowed(enforced: Stack) -> None:
         ),
         (
             "DeleteObject processed batch",
-            lambda s, b, o: s.delete_object(Bucket=b["data"], Key=f"processed/{DAY}_x.csv"),
+            lambda s, b, o: s.delete_object(Bucket=b["data"], Key=f"processed/{DAY}/{DAY}_x.csv"),
         ),
         # Model history and backups are append-only from the host.
         (

@@ -193,7 +193,7 @@ NEEDED = [
     ("s3:GetObject", _obj("data", "raw/creditcard.csv")),
     ("s3:GetObject", _obj("data", "incoming/2025-01-01.csv")),
     ("s3:DeleteObject", _obj("data", "incoming/2025-01-01.csv")),
-    ("s3:PutObject", _obj("data", "processed/2025-01-01.csv")),
+    ("s3:PutObject", _obj("data", "processed/2025-01-01/2025-01-01.csv")),
     ("s3:PutObject", _obj("data", "quarantine/bad.csv")),
     ("s3:PutObject", _obj("data", "quarantine/bad.csv.reason.json")),
     ("s3:PutObject", _obj("data", "assets/scored_batch/2025-01-01.parquet.tmp")),
@@ -244,7 +244,7 @@ FORBIDDEN = [
     ("s3:DeleteObject", _obj("data", "raw/creditcard.csv")),
     ("s3:GetObject", _obj("data", "raw/other.csv")),
     ("s3:PutObject", _obj("data", "elsewhere/file")),
-    ("s3:DeleteObject", _obj("data", "processed/2025-01-01.csv")),
+    ("s3:DeleteObject", _obj("data", "processed/2025-01-01/2025-01-01.csv")),
     ("s3:DeleteObject", _obj("data", "quarantine/bad.csv")),
     # Model history is append-only from the host; versions cannot be deleted.
     ("s3:DeleteObject", _obj("models", "models/20250105-0300/model.json")),

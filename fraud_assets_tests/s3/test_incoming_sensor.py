@@ -108,7 +108,7 @@ def test_requested_run_scores_the_file_and_moves_it(s3, s3_project, instance):
     predictions = {item["Key"] for item in all_objects(s3, s3_project["predictions"])}
     assert f"predictions/date={DAY}/{DAY}_evening.parquet" in predictions
     data = {item["Key"] for item in all_objects(s3, s3_project["data"])}
-    assert f"processed/{DAY}_evening.csv" in data and f"incoming/{DAY}_evening.csv" not in data
+    assert f"processed/{DAY}/{DAY}_evening.csv" in data and f"incoming/{DAY}_evening.csv" not in data
     # Scored and moved: the cursor forgets it, and nothing is requested again.
     again, cursor = tick(instance, cursor)
     assert again.run_requests == [] and json.loads(cursor) == {}

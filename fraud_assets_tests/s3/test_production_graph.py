@@ -23,7 +23,7 @@ def test_whole_graph_on_s3(s3, s3_project, instance):
             "assets/test_split.parquet", "assets/raw_transactions.parquet",
             f"assets/drift_statistics/{DAY}.json"} <= data
     # Scored batch files leave incoming/ so the prefix does not grow without bound.
-    assert f"processed/{DAY}_morning.csv" in data and f"incoming/{DAY}_morning.csv" not in data
+    assert f"processed/{DAY}/{DAY}_morning.csv" in data and f"incoming/{DAY}_morning.csv" not in data
 
     models = keys(s3, s3_project["models"])
     production = json.loads(
@@ -51,7 +51,7 @@ def test_failed_batch_leaves_no_partial_predictions(s3, s3_project, instance, tm
     assert run_pipeline(instance).success
     # A second file for the same day whose bad row sits far into the file.
     frame = pd.read_csv(io.BytesIO(
-        s3.get_object(Bucket=s3_project["data"], Key=f"processed/{DAY}_morning.csv")["Body"].read()
+        s3.get_object(Bucket=s3_project["data"], Key=f"processed/{DAY}/{DAY}_morning.csv")["Body"].read()
     ))
     frame["V4"] = frame["V4"].astype(object)
     frame.loc[2_900, "V4"] = "oops"

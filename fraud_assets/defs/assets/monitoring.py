@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 
 from fraud_assets.core import drift
 from fraud_assets.core.tables import iter_transaction_chunks
-from fraud_assets.defs.batches import list_batch_files, prediction_name
+from fraud_assets.defs.batches import list_batch_files, prediction_name, processed_folder
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.presentation import markdown_table
@@ -61,7 +61,9 @@ def drift_statistics(
     started = time.perf_counter()
     day = context.partition_key
     data, predictions = storage.data(), storage.predictions()
-    batch_files = list_batch_files(data, day, (dataset.incoming_prefix, dataset.processed_prefix))
+    batch_files = list_batch_files(
+        data, day, (dataset.incoming_prefix, processed_folder(dataset.processed_prefix, day))
+    )
     scored = [
         (path, predictions.path(f"date={day}", prediction_name(path)))
         for path in batch_files

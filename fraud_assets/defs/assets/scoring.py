@@ -12,6 +12,7 @@ from fraud_assets.defs.batches import (
     list_batch_files,
     move_to,
     prediction_name,
+    processed_folder,
     quarantine,
     stats_name,
 )
@@ -53,7 +54,7 @@ def _score_one(context, model, batch_path, data: Location, predictions: Location
         chunk_rows=dataset.scoring_chunk_rows,
         source=data.display(batch_path),
     )
-    processed = move_to(data, batch_path, dataset.processed_prefix)
+    processed = move_to(data, batch_path, processed_folder(dataset.processed_prefix, day))
     summary = {**stats.to_dict(), "input": data.display(processed), "output": predictions.display(output)}
     write_json_atomic(predictions.fs, predictions.path(f"date={day}", stats_name(batch_path)), summary)
     context.log.info("scored %s", summary)
@@ -93,7 +94,9 @@ def daily_predictions(
     """
     day = context.partition_key
     data, predictions = storage.data(), storage.predictions()
-    batch_files = list_batch_files(data, day, (dataset.incoming_prefix, dataset.processed_prefix))
+    batch_files = list_batch_files(
+        data, day, (dataset.incoming_prefix, processed_folder(dataset.processed_prefix, day))
+    )
     chosen = set(config.files) if config.files is not None else None
     if chosen is not None:
         missing = chosen - {path.rsplit("/", 1)[-1] for path in batch_files}
