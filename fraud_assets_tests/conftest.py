@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+# Service fixtures that several folders share (the local S3 server).
+pytest_plugins = ["fraud_assets_tests.services.s3_server"]
+
 # A raised fraud rate gives every split of a small sample enough frauds to train and
 # evaluate on, so the whole model is trained in about two seconds.
 FRAUD_RATE = 0.01

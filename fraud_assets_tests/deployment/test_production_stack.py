@@ -33,7 +33,7 @@ import pytest
 import requests
 import yaml
 
-from fraud_assets_tests.services.s3_server import free_port, running_s3_server
+from fraud_assets_tests.services.s3_server import free_port
 
 from .conftest import DEPLOYMENT
 
@@ -83,18 +83,6 @@ def database() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        # The in-process server and this test's own boto3 client: dummy credentials only.
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        patch.delenv("AWS_PROFILE", raising=False)
-        with running_s3_server() as endpoint:
-            yield endpoint
 
 
 def _environment(

@@ -8,21 +8,8 @@ import pytest
 
 from fraud_assets.core.generate import generate_transactions
 from fraud_assets.core.tables import write_table
-from fraud_assets_tests.services.s3_server import running_s3_server
 
 from ..graph.conftest import DAY, FRAUD_RATE, instance  # noqa: F401  (shared fixture)
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    with pytest.MonkeyPatch.context() as patch:
-        # Dummy credentials: the local server accepts any, and nothing must reach real AWS.
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        patch.delenv("AWS_PROFILE", raising=False)
-        with running_s3_server() as endpoint:
-            yield endpoint
 
 
 @pytest.fixture
