@@ -54,7 +54,8 @@ ENV PATH=/opt/card-fraud/.venv/bin:${PATH} \
     DAGSTER_HOME=/var/lib/card-fraud/dagster_home \
     FRAUD_ENV=production \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    OMP_WAIT_POLICY=PASSIVE
 
 WORKDIR /var/lib/card-fraud
 USER 10001:10001

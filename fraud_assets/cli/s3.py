@@ -9,7 +9,14 @@ import click
 
 from fraud_assets.core.s3_admin import bootstrap_bucket, plan_buckets
 from fraud_assets.core.tables import has_label, read_transactions
-from fraud_assets.defs.resources import bucket_names, s3_client
+
+
+def _buckets_and_client():
+    # Imported on use: the settings module pulls in Dagster (~1 s), which commands that do
+    # not touch S3 should not pay for.
+    from fraud_assets.defs.resources import bucket_names, s3_client
+
+    return bucket_names(), s3_client()
 
 
 @click.group("s3")
@@ -24,8 +31,7 @@ def bootstrap(kms_key_id: str | None) -> None:
 
     Idempotent: a second run changes nothing.
     """
-    client = s3_client()
-    names = bucket_names()
+    names, client = _buckets_and_client()
     region = client.meta.region_name
     for plan in plan_buckets(names["data"], names["models"], names["predictions"], names["backups"]):
         changes = bootstrap_bucket(client, plan, region=region, kms_key_id=kms_key_id)
@@ -41,12 +47,13 @@ def upload(path: str, key: str | None) -> None:
     labelled = has_label(os.path.abspath(path))
     read_transactions(os.path.abspath(path), require_label=labelled, source=path)
     key = key or ("raw/creditcard.csv" if labelled else posixpath.join("incoming", os.path.basename(path)))
-    bucket = bucket_names()["data"]
+    names, client = _buckets_and_client()
+    bucket = names["data"]
     kms_key_id = os.environ.get("FRAUD_KMS_KEY_ID")
     encryption = (
         {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
         if kms_key_id
         else {"ServerSideEncryption": "AES256"}
     )
-    s3_client().upload_file(path, bucket, key, ExtraArgs=encryption)
+    client.upload_file(path, bucket, key, ExtraArgs=encryption)
     click.echo(f"uploaded {path} to s3://{bucket}/{key}")

@@ -17,6 +17,13 @@ from fraud_assets.core.schema import AMOUNT, FEATURE_COLUMNS, PCA_COLUMNS, SECON
 _AMOUNT_INDEX = FEATURE_COLUMNS.index(AMOUNT)
 _TIME_INDEX = FEATURE_COLUMNS.index(TIME)
 _PCA_INDICES = [FEATURE_COLUMNS.index(c) for c in PCA_COLUMNS]
+# V1..V28 sit side by side in the schema: a slice copies them without the temporary matrix
+# that fancy indexing builds (the values are the same either way).
+_PCA_COLUMNS_AT: slice | list[int] = (
+    slice(_PCA_INDICES[0], _PCA_INDICES[-1] + 1)
+    if _PCA_INDICES == list(range(_PCA_INDICES[0], _PCA_INDICES[-1] + 1))
+    else _PCA_INDICES
+)
 
 # Fraud rates differ between night and day, and amounts span five orders of magnitude:
 # hour of day (on a circle, so 23:59 sits next to 00:00) and log-amount carry that signal.
@@ -40,7 +47,7 @@ class Preprocessor:
                 f"got shape {raw.shape}"
             )
         out = np.empty((raw.shape[0], len(self.feature_names)), dtype=np.float32)
-        out[:, : len(_PCA_INDICES)] = raw[:, _PCA_INDICES]
+        out[:, : len(_PCA_INDICES)] = raw[:, _PCA_COLUMNS_AT]
         out[:, len(_PCA_INDICES)] = np.log1p(raw[:, _AMOUNT_INDEX])
         angle = (raw[:, _TIME_INDEX] % SECONDS_PER_DAY) * np.float32(2 * np.pi / SECONDS_PER_DAY)
         out[:, len(_PCA_INDICES) + 1] = np.sin(angle)

@@ -7,9 +7,11 @@ Chunked readers keep memory bounded for files far larger than RAM.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
 import fsspec
 import numpy as np
@@ -19,9 +21,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from fraud_assets.core.schema import (
+    AMOUNT,
     FEATURE_COLUMNS,
     LABEL,
     LABELLED_COLUMNS,
+    TIME,
     DataValidationError,
     find_id_column,
     validate_frame,
@@ -167,18 +171,16 @@ def iter_transaction_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     source: str | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Yield validated chunks in file order; raise on the first bad chunk."""
+    """Yield validated chunks of ``chunk_rows`` rows (the last may be shorter) in file order;
+    raise on the first bad chunk."""
     fs = fs or _local_fs()
     source = source or path
     columns = LABELLED_COLUMNS if require_label else FEATURE_COLUMNS
-    header = _header(fs, path, source)
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DataValidationError(source, [f"missing column(s): {', '.join(missing)}"])
+    header = _checked_header(fs, path, source, columns)
 
     offset = 0
-    for batch in _iter_record_batches(fs, path, source, header, chunk_rows):
-        frame = batch.to_pandas()
+    for slabs in _iter_chunks(_iter_blocks(fs, path, source, header, chunk_rows), chunk_rows):
+        frame = pa.concat_tables(list(slabs)).to_pandas()
         validate_frame(frame, source, require_label=require_label, row_offset=offset)
         offset += len(frame)
         yield frame
@@ -186,24 +188,52 @@ def iter_transaction_chunks(
         raise DataValidationError(source, ["no data rows"])
 
 
-def _iter_record_batches(fs, path, source, header, chunk_rows) -> Iterator[pa.RecordBatch]:
+def _checked_header(fs, path: str, source: str, columns: tuple[str, ...]) -> list[str]:
+    header = _header(fs, path, source)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataValidationError(source, [f"missing column(s): {', '.join(missing)}"])
+    return header
+
+
+# --- reading in bounded memory ------------------------------------------------------------------
+#
+# A file is read as small Arrow blocks, regrouped into "slabs" of about SLAB_ROWS rows (the unit
+# that is validated and converted), and slabs are grouped into chunks of exactly ``chunk_rows``
+# rows (the unit callers see: errors count bad rows per chunk, on_chunk gets a chunk). Only the
+# float32 matrix of a chunk grows to the chunk's size; its float64 Arrow data never exists whole.
+
+# Arrow's streaming CSV reader parses up to 32 blocks ahead of its consumer, so its memory is
+# about 32 block sizes whatever the file size: 1 MiB blocks (~1,900 rows of this schema) keep
+# that near 32 MiB, and were as fast as larger ones.
+CSV_BLOCK_BYTES = 1 << 20
+# Parquet: read pages through a small buffer instead of pre-loading a whole row group (a
+# pandas-written file holds up to a million rows per row group).
+PARQUET_BUFFER_BYTES = 1 << 20
+# Rows converted at a time: big enough that per-call overheads vanish, small enough (16 MB of
+# float64) not to matter for memory.
+SLAB_ROWS = 65_536
+
+
+def _iter_blocks(fs, path, source, header, chunk_rows) -> Iterator[pa.RecordBatch]:
+    """The file's rows as Arrow record batches, in order, none empty."""
     numeric = tuple(c for c in LABELLED_COLUMNS if c in header)
     if table_format(path) == "parquet":
         with fs.open(path, "rb") as handle:
             try:
-                for batch in pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows):
-                    yield batch
+                parquet = pq.ParquetFile(handle, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+                for batch in parquet.iter_batches(batch_size=min(chunk_rows, SLAB_ROWS)):
+                    if batch.num_rows:
+                        yield batch
             except pa.ArrowInvalid as error:
                 raise _arrow_error(source, error) from error
         return
 
-    # ~1 MiB of CSV per ~2,000 rows of this schema: size blocks to approximate chunk_rows.
-    block_size = max(1 << 20, chunk_rows * 560)
     with fs.open(path, "rb") as handle:
         try:
             reader = pa_csv.open_csv(
                 handle,
-                read_options=pa_csv.ReadOptions(block_size=block_size),
+                read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
                 convert_options=_csv_convert_options(numeric, header),
             )
             for batch in reader:
@@ -217,13 +247,59 @@ def _iter_record_batches(fs, path, source, header, chunk_rows) -> Iterator[pa.Re
             raise _locate_csv_error(fs, path, source, numeric, header, error) from error
 
 
+def _numbered_slabs(blocks: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[tuple[int, pa.Table]]:
+    """(chunk number, slab): blocks regrouped into slabs of about SLAB_ROWS rows that never
+    straddle a chunk boundary. Slicing Arrow data is free (no copy)."""
+    slab_rows = SLAB_ROWS
+    chunk = filled = pending_rows = 0
+    pending: list[pa.RecordBatch] = []
+    for block in blocks:
+        start = 0
+        while start < block.num_rows:
+            take = min(block.num_rows - start, chunk_rows - filled - pending_rows)
+            pending.append(block.slice(start, take))
+            start += take
+            pending_rows += take
+            chunk_full = filled + pending_rows == chunk_rows
+            if chunk_full or pending_rows >= slab_rows:
+                filled, pending_rows = filled + pending_rows, 0
+                yield chunk, _drain(pending)
+                if chunk_full:
+                    chunk, filled = chunk + 1, 0
+    if pending:
+        yield chunk, _drain(pending)
+
+
+def _drain(batches: list[pa.RecordBatch]) -> pa.Table:
+    """One table of ``batches``, emptying the list so that no second reference lingers."""
+    table = pa.Table.from_batches(batches)
+    batches.clear()
+    return table
+
+
+def _iter_chunks(blocks: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[Iterator[pa.Table]]:
+    """Each chunk as a lazy sequence of slabs: a chunk is consumed slab by slab, never whole."""
+    for _, slabs in itertools.groupby(_numbered_slabs(blocks, chunk_rows), key=itemgetter(0)):
+        yield map(itemgetter(1), slabs)
+
+
 @dataclass(frozen=True)
 class FeatureChunk:
-    """A block of rows ready for the model: float32 features plus row identities."""
+    """A block of rows ready for the model: float32 features plus row identities.
+
+    Only these two are kept (no DataFrame): a chunk waiting in a read-ahead queue costs
+    4 bytes a value.
+    """
 
     features: np.ndarray  # shape (rows, len(FEATURE_COLUMNS)), float32, schema order
-    transaction_ids: np.ndarray
-    frame: pd.DataFrame
+    ids: pa.Array  # the file's id column, or the 0-based row numbers
+
+    @property
+    def transaction_ids(self) -> np.ndarray:
+        return self.ids.to_numpy(zero_copy_only=False)
+
+    def __len__(self) -> int:
+        return len(self.features)
 
 
 def iter_feature_chunks(
@@ -233,19 +309,104 @@ def iter_feature_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     source: str | None = None,
 ) -> Iterator[FeatureChunk]:
-    """Chunks for scoring: ids are the file's id column if present, else the 0-based row number."""
+    """Chunks for scoring: ids are the file's id column if present, else the 0-based row number.
+
+    Validation and its messages are those of :func:`iter_transaction_chunks`; rows whose
+    columns are numeric and valid go straight from Arrow to numpy, without pandas.
+    """
+    fs = fs or _local_fs()
+    source = source or path
+    header = _checked_header(fs, path, source, FEATURE_COLUMNS)
+    id_column = find_id_column(header)
+
     row_number = 0
-    for frame in iter_transaction_chunks(
-        path, fs=fs, require_label=False, chunk_rows=chunk_rows, source=source
-    ):
-        id_column = find_id_column(frame.columns)
+    for slabs in _iter_chunks(_iter_blocks(fs, path, source, header, chunk_rows), chunk_rows):
+        features, id_arrays = _chunk_features(slabs, chunk_rows, id_column, source, row_number)
         if id_column is not None:
-            ids = frame[id_column].to_numpy()
+            ids = _id_array(pa.concat_arrays(id_arrays))
         else:
-            ids = np.arange(row_number, row_number + len(frame), dtype=np.int64)
-        row_number += len(frame)
-        features = frame.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32)
-        yield FeatureChunk(features=features, transaction_ids=ids, frame=frame)
+            ids = pa.array(np.arange(row_number, row_number + len(features), dtype=np.int64))
+        row_number += len(features)
+        yield FeatureChunk(features=features, ids=ids)
+    if row_number == 0:
+        raise DataValidationError(source, ["no data rows"])
+
+
+def _chunk_features(
+    slabs: Iterator[pa.Table], chunk_rows: int, id_column: str | None, source: str, row_offset: int
+) -> tuple[np.ndarray, list[pa.Array]]:
+    """A chunk's validated float32 matrix (FEATURE_COLUMNS order) and its id column pieces."""
+    # Fortran order: each column of a slab is one contiguous write. Pages that a short last
+    # chunk never touches are never allocated.
+    features = np.empty((chunk_rows, len(FEATURE_COLUMNS)), dtype=np.float32, order="F")
+    id_arrays: list[pa.Array] = []
+    filled = 0
+    for slab in slabs:
+        if not _fill_if_clean(features[filled : filled + slab.num_rows], slab):
+            # Something is wrong, or a column needs pandas' coercion (text, nulls, booleans):
+            # the rest of the chunk takes the pandas route, which words the errors exactly as
+            # validate_frame always has. Earlier slabs were clean, so they add no problems.
+            slab = pa.concat_tables([slab, *slabs])
+            features[filled : filled + slab.num_rows] = _features_via_pandas(
+                slab, source, row_offset + filled
+            )
+        if id_column is not None:
+            id_arrays.extend(slab.column(id_column).chunks)
+        filled += slab.num_rows
+    return features[:filled], id_arrays
+
+
+# Feature columns that must not be negative (seconds since the first day, money).
+_NON_NEGATIVE = frozenset({TIME, AMOUNT})
+
+
+def _fill_if_clean(out: np.ndarray, slab: pa.Table) -> bool:
+    """Write the slab's features into ``out`` if every value is numeric and valid."""
+    columns = [slab.column(name) for name in FEATURE_COLUMNS]
+    if not all(_plain_numeric(column) for column in columns):
+        return False
+    for index, (name, column) in enumerate(zip(FEATURE_COLUMNS, columns, strict=True)):
+        values = column.to_numpy()  # no nulls: a view when the slab is one block
+        # Checked on the file's own values, as validate_frame does: a float64 value that
+        # overflows only in float32 is not an input error.
+        if not _values_ok(values, name in _NON_NEGATIVE):
+            return False
+        # numpy's float64 -> float32 cast rounds exactly as pandas' to_numpy(float32) did.
+        out[:, index] = values
+    return True
+
+
+def _plain_numeric(column: pa.ChunkedArray) -> bool:
+    """Float or integer without nulls: its numpy view needs none of pandas' conversion rules."""
+    kind = column.type
+    return (pa.types.is_floating(kind) or pa.types.is_integer(kind)) and column.null_count == 0
+
+
+def _values_ok(values: np.ndarray, non_negative: bool) -> bool:
+    if values.dtype.kind != "f":
+        return not non_negative or bool((values >= 0).all())
+    if non_negative:
+        # NaN fails both comparisons, so one pass covers NaN, infinities and negatives.
+        return bool(((values >= 0) & (values < np.inf)).all())
+    return bool(np.isfinite(values).all())
+
+
+def _features_via_pandas(table: pa.Table, source: str, row_offset: int) -> np.ndarray:
+    """The original conversion: validate the DataFrame (raising on problems), then to float32."""
+    frame = table.to_pandas()
+    validate_frame(frame, source, require_label=False, row_offset=row_offset)
+    return frame.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32)
+
+
+def _id_array(column: pa.Array) -> pa.Array:
+    """The id column as the output gets it, typed as the pandas route typed it."""
+    kind = column.type
+    if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_string(kind)):
+        return column
+    if column.null_count == 0 and (pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+        return column.cast(pa.string())
+    # Rare shapes (nulls, floats, dictionaries): through pandas, exactly as before.
+    return pa.array(column.to_pandas().to_numpy())
 
 
 def write_table(

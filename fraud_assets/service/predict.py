@@ -63,11 +63,11 @@ def score(
             "is_fraud": fraud,
             "model_version": version,
             "top_contributions": [
-                {"feature": name, "contribution": value} for name, value in zip(names, values)
+                {"feature": name, "contribution": value} for name, value in zip(names, values, strict=True)
             ],
         }
         for transaction_id, probability, fraud, names, values in zip(
-            parsed.ids, probabilities.tolist(), is_fraud.tolist(), top_names, top_values
+            parsed.ids, probabilities.tolist(), is_fraud.tolist(), top_names, top_values, strict=True
         )
     ]
     document = results[0] if parsed.single else results
