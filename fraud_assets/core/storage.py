@@ -8,6 +8,7 @@ reader could mistake for a result.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import posixpath
 import uuid
@@ -26,15 +27,19 @@ class Location:
     url: str
     storage_options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @functools.cached_property
+    def _resolved(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        # Resolved once per location: path() runs for every file of a listing.
+        fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return fs, root.rstrip("/")
+
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
-        return fs
+        return self._resolved[0]
 
     @property
     def root(self) -> str:
-        _, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
-        return root.rstrip("/")
+        return self._resolved[1]
 
     @property
     def is_local(self) -> bool:

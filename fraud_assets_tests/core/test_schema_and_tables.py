@@ -109,6 +109,15 @@ BAD_VALUES = [
 ]
 
 
+def assert_names_bad_rows(message: str, path, column: str, wording: str) -> None:
+    """The message names the file, the column, the problem, the count and the first row."""
+    assert str(path) in message
+    assert f"column '{column}'" in message
+    assert wording in message
+    assert "2 row(s)" in message
+    assert "first at data row 7" in message
+
+
 @pytest.mark.parametrize(("column", "text", "wording"), BAD_VALUES)
 def test_bad_csv_value_names_file_column_count_and_first_row(
     tmp_path, small_frame, column, text, wording
@@ -117,12 +126,7 @@ def test_bad_csv_value_names_file_column_count_and_first_row(
     replace_cell(path, BAD_ROWS, column, text)
     with pytest.raises(DataValidationError) as caught:
         read_transactions(str(path))
-    message = str(caught.value)
-    assert str(path) in message
-    assert f"column '{column}'" in message
-    assert wording in message
-    assert "2 row(s)" in message
-    assert "first at data row 7" in message
+    assert_names_bad_rows(str(caught.value), path, column, wording)
     assert caught.value.source == str(path)
 
 
@@ -231,12 +235,7 @@ def test_bad_parquet_value_names_file_column_count_and_first_row(
     frame.to_parquet(path, index=False)
     with pytest.raises(DataValidationError) as caught:
         read_transactions(str(path))
-    message = str(caught.value)
-    assert str(path) in message
-    assert f"column '{column}'" in message
-    assert wording in message
-    assert "2 row(s)" in message
-    assert "first at data row 7" in message
+    assert_names_bad_rows(str(caught.value), path, column, wording)
 
 
 def test_parquet_good_missing_column_empty_and_zero_bytes(tmp_path, small_frame):

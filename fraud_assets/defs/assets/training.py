@@ -40,16 +40,17 @@ def preprocessing_pipeline(train_split: pd.DataFrame) -> dg.MaterializeResult[Pr
 
 
 class ModelTrainingConfig(dg.Config):
-    n_estimators: int = 1000
-    learning_rate: float = 0.05
-    max_depth: int = 6
-    early_stopping_rounds: int = 50
-    scale_pos_weight: float | None = None
-    seed: int = 0
-    threshold_strategy: str = "max_f1"
-    missed_fraud_cost: float = 100.0
-    false_alert_cost: float = 1.0
-    alerts_per_day: float = 50.0
+    # Defaults come from the core's own config, so the UI and the CLI cannot disagree.
+    n_estimators: int = TrainingConfig.n_estimators
+    learning_rate: float = TrainingConfig.learning_rate
+    max_depth: int = TrainingConfig.max_depth
+    early_stopping_rounds: int = TrainingConfig.early_stopping_rounds
+    scale_pos_weight: float | None = TrainingConfig.scale_pos_weight
+    seed: int = TrainingConfig.seed
+    threshold_strategy: str = ThresholdPolicy.strategy
+    missed_fraud_cost: float = ThresholdPolicy.missed_fraud_cost
+    false_alert_cost: float = ThresholdPolicy.false_alert_cost
+    alerts_per_day: float = ThresholdPolicy.alerts_per_day
 
     def to_core(self) -> TrainingConfig:
         return TrainingConfig(
