@@ -1,47 +1,24 @@
-"""Single-purpose commands over local files: generate, train, score, drift."""
+"""Single-purpose commands over local files: generate, train, drift."""
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import click
 
+from fraud_assets.cli.score import LOCAL_FS, input_table, load_model_dir, output_table
 from fraud_assets.core import drift
 from fraud_assets.core.evaluation import classification_report
-from fraud_assets.core.features import Preprocessor, fit_preprocessor
+from fraud_assets.core.features import fit_preprocessor
 from fraud_assets.core.generate import generate_transactions
 from fraud_assets.core.model import FraudModel
-from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry
 from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL
-from fraud_assets.core.scoring import score_file
 from fraud_assets.core.splits import split_transactions
-from fraud_assets.core.storage import Location, write_json_atomic
-from fraud_assets.core.tables import iter_transaction_chunks, read_transactions, table_format, write_table
+from fraud_assets.core.storage import write_json_atomic
+from fraud_assets.core.tables import iter_transaction_chunks, read_transactions, write_table
 from fraud_assets.core.threshold import ThresholdPolicy
 from fraud_assets.core.training import TrainingConfig, train_fraud_model
-
-_LOCAL = Location("/").fs
-
-
-def _table_path(value: str) -> str:
-    try:
-        table_format(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from error
-    return value
-
-
-def _input_table(value: str, hint: str) -> str:
-    """An input table: a missing file or a .txt used to end in a traceback (exit 1)."""
-    try:
-        table_format(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint=hint) from error
-    if not os.path.isfile(value):
-        raise click.BadParameter(f"{value}: no such file", param_hint=hint)
-    return value
 
 
 @click.command("generate")
@@ -56,7 +33,7 @@ def _input_table(value: str, hint: str) -> str:
               help="Shift the genuine population (0: none; 0.5: clearly drifted).")
 def generate_command(n_samples, output, seed, start_day, n_days, no_labels, drift):
     """Generate realistic transactions in the creditcard.csv schema."""
-    _table_path(output)
+    output_table(output)
     frame = generate_transactions(
         n_samples, seed=seed, start_day=start_day, n_days=n_days, labels=not no_labels, drift=drift
     )
@@ -82,7 +59,7 @@ def generate_command(n_samples, output, seed, start_day, n_days, no_labels, drif
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
                   false_alert_cost, alerts_per_day, split_strategy, model_type, seed):
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
-    _input_table(data_path, "--data")
+    input_table(data_path, "--data")
     frame = read_transactions(os.path.abspath(data_path), source=data_path)
     splits = split_transactions(frame, strategy=split_strategy, seed=seed)
     policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
@@ -92,10 +69,10 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     if not optimize_threshold:
         model = _with_fixed_threshold(model, 0.5, splits)
     directory = os.path.abspath(output_dir)
-    model.save(_LOCAL, directory)
-    write_json_atomic(_LOCAL, os.path.join(directory, "metrics.json"), model.metrics)
+    model.save(LOCAL_FS, directory)
+    write_json_atomic(LOCAL_FS, os.path.join(directory, "metrics.json"), model.metrics)
     write_json_atomic(
-        _LOCAL, os.path.join(directory, "threshold.json"),
+        LOCAL_FS, os.path.join(directory, "threshold.json"),
         {"threshold": model.threshold, "policy": model.manifest["threshold_policy"]},
     )
     test = model.metrics["test"]
@@ -114,46 +91,6 @@ def _with_fixed_threshold(model: FraudModel, threshold: float, splits) -> FraudM
     return model
 
 
-def load_model_dir(model_dir: str) -> FraudModel:
-    """A model folder, or a registry root (then its production model)."""
-    path = os.path.abspath(model_dir)
-    if os.path.exists(os.path.join(path, PRODUCTION_POINTER)):
-        model = ModelRegistry(Location(path)).load_production()
-        assert model is not None
-        return model
-    if not os.path.exists(os.path.join(path, "manifest.json")):
-        raise click.BadParameter(f"{model_dir} holds no model (manifest.json) or registry", param_hint="--model-dir")
-    return FraudModel.load(_LOCAL, path)
-
-
-@click.command("score")
-@click.option("--model-dir", required=True, help="Model folder from `fraud train`, or a registry root.")
-@click.option("--input", "input_path", required=True, help="Transactions, .csv or .parquet.")
-@click.option("--output", "output_path", required=True, help="Predictions, .csv or .parquet.")
-@click.option("--preprocessing", type=click.Path(exists=True, dir_okay=False),
-              help="Preprocessing JSON to use instead of the model folder's own.")
-@click.option("--chunk-rows", type=click.IntRange(min=1000), default=262_144, show_default=True)
-def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows):
-    """Score a batch file; write predictions and inference_stats.json beside them."""
-    _table_path(output_path)
-    _input_table(input_path, "--input")
-    model = load_model_dir(model_dir)
-    if preprocessing:
-        if not preprocessing.endswith(".json"):
-            raise click.BadParameter("only JSON preprocessing parameters are loaded (no pickles)",
-                                     param_hint="--preprocessing")
-        try:
-            model.preprocessor = Preprocessor.from_json(Path(preprocessing).read_text())
-        except (ValueError, KeyError, TypeError) as error:
-            # Not JSON, or an unknown kind: a usage error (exit 2), not a traceback.
-            raise click.BadParameter(f"{preprocessing}: {error}", param_hint="--preprocessing") from error
-    output = os.path.abspath(output_path)
-    stats = score_file(model, os.path.abspath(input_path), output, chunk_rows=chunk_rows, source=input_path)
-    stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
-    write_json_atomic(_LOCAL, stats_path, {**stats.to_dict(), "input": input_path, "output": output_path})
-    click.echo(json.dumps(stats.to_dict()))
-
-
 @click.command("drift")
 @click.option("--reference", required=True, help="Reference transactions (e.g. the training data).")
 @click.option("--current", required=True, help="Current transactions to compare.")
@@ -161,8 +98,8 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
 @click.option("--model-dir", help="Also compare model scores, using this model.")
 def drift_command(reference, current, output, model_dir):
     """Compare two transaction files feature by feature (PSI and scaled Wasserstein)."""
-    _input_table(reference, "--reference")
-    _input_table(current, "--current")
+    input_table(reference, "--reference")
+    input_table(current, "--current")
     model = load_model_dir(model_dir) if model_dir else None
     reference_frame = read_transactions(os.path.abspath(reference), require_label=False, source=reference)
     columns = {name: reference_frame[name].to_numpy() for name in drift.DRIFT_FEATURES}
@@ -181,7 +118,7 @@ def drift_command(reference, current, output, model_dir):
         accumulator.add(values)
     report = accumulator.report()
     if output:
-        write_json_atomic(_LOCAL, os.path.abspath(output), report)
+        write_json_atomic(LOCAL_FS, os.path.abspath(output), report)
         click.echo(f"drift_detected={str(report['drift_detected']).lower()} "
                    f"level={report['drift_level']} report={output}")
     else:

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
-from fraud_assets.cli.commands import drift_command, generate_command, score_command, train_command
-from fraud_assets.cli.demo import demo_command
-from fraud_assets.cli.registry import model_group
-from fraud_assets.cli.s3 import s3_group
-from fraud_assets.cli.serve import serve_command
 from fraud_assets.core.schema import DataValidationError
 
+# Each command's module is imported only when that command runs. Training and the demo need
+# pandas, scikit-learn and Dagster, which take seconds to import; `fraud score` needs none of
+# them, and on a million rows those seconds were a third of its run time.
+SUBCOMMANDS = {
+    "generate": "fraud_assets.cli.commands:generate_command",
+    "train": "fraud_assets.cli.commands:train_command",
+    "score": "fraud_assets.cli.score:score_command",
+    "drift": "fraud_assets.cli.commands:drift_command",
+    "demo": "fraud_assets.cli.demo:demo_command",
+    "model": "fraud_assets.cli.registry:model_group",
+    "s3": "fraud_assets.cli.s3:s3_group",
+    "serve": "fraud_assets.cli.serve:serve_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are named in :data:`SUBCOMMANDS` and imported on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module, attribute = SUBCOMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 def cli(verbose: bool) -> None:
     """Card-fraud detection: generate data, train, score, watch drift."""
@@ -24,15 +47,6 @@ def cli(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-
-cli.add_command(generate_command)
-cli.add_command(train_command)
-cli.add_command(score_command)
-cli.add_command(drift_command)
-cli.add_command(demo_command)
-cli.add_command(model_group)
-cli.add_command(s3_group)
-cli.add_command(serve_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fraud_assets.core.schema import AMOUNT, FEATURE_COLUMNS, PCA_COLUMNS, SECONDS_PER_DAY, TIME
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _AMOUNT_INDEX = FEATURE_COLUMNS.index(AMOUNT)
 _TIME_INDEX = FEATURE_COLUMNS.index(TIME)

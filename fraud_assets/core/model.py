@@ -3,21 +3,29 @@
 A bundle is a folder of three files: ``model.ubj`` (XGBoost's native format), and
 ``preprocessing.json`` and ``manifest.json`` (threshold, metrics, drift reference). None of
 them is executed when loaded.
+
+Probabilities come from XGBoost's C library directly (:mod:`fraud_assets.core.xgboost_runtime`);
+the ``xgboost`` package, which takes seconds to import, is loaded only for contributions.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import posixpath
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import fsspec
 import numpy as np
-import xgboost as xgb
 
 from fraud_assets.core.features import Preprocessor
 from fraud_assets.core.storage import write_bytes_atomic, write_json_atomic
+from fraud_assets.core.xgboost_runtime import NativeBooster
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 MODEL_FILE = "model.ubj"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -27,7 +35,9 @@ MANIFEST_FILE = "manifest.json"
 @dataclass
 class FraudModel:
     version: str
-    booster: xgb.Booster
+    # The booster serialised in XGBoost's UBJSON format: what is saved, and what both
+    # predictors below are built from.
+    booster_bytes: bytes = field(repr=False)
     preprocessor: Preprocessor
     threshold: float
     # Training up-weights frauds, which inflates the odds by that weight; subtracting its log
@@ -35,9 +45,25 @@ class FraudModel:
     log_odds_correction: float = 0.0
     manifest: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_booster(cls, booster: xgb.Booster, **fields) -> FraudModel:
+        return cls(booster_bytes=bytes(booster.save_raw("ubj")), **fields)
+
+    @functools.cached_property
+    def predictor(self) -> NativeBooster:
+        return NativeBooster(self.booster_bytes)
+
+    @functools.cached_property
+    def booster(self) -> xgb.Booster:
+        """The ``xgboost`` package's booster, for contributions and introspection."""
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(bytearray(self.booster_bytes))
+        return booster
+
     def margin(self, raw_features: np.ndarray) -> np.ndarray:
-        features = self.preprocessor.transform(raw_features)
-        return self.booster.inplace_predict(features, predict_type="margin")
+        return self.predictor.predict_margin(self.preprocessor.transform(raw_features))
 
     def predict_proba(self, raw_features: np.ndarray) -> np.ndarray:
         """Fraud probability for a float32 matrix in ``Preprocessor.input_columns`` order."""
@@ -46,13 +72,15 @@ class FraudModel:
 
     def contributions(self, raw_features: np.ndarray) -> np.ndarray:
         """Per-feature contributions to the margin (XGBoost's own SHAP values); last column is bias."""
+        import xgboost as xgb
+
         features = self.preprocessor.transform(raw_features)
         matrix = xgb.DMatrix(features, feature_names=list(self.preprocessor.feature_names))
         return self.booster.predict(matrix, pred_contribs=True)
 
     def save(self, fs: fsspec.AbstractFileSystem, directory: str) -> None:
         """Write the bundle; the manifest goes last, so a folder without one is incomplete."""
-        write_bytes_atomic(fs, posixpath.join(directory, MODEL_FILE), bytes(self.booster.save_raw("ubj")))
+        write_bytes_atomic(fs, posixpath.join(directory, MODEL_FILE), self.booster_bytes)
         write_bytes_atomic(
             fs, posixpath.join(directory, PREPROCESSING_FILE), self.preprocessor.to_json().encode()
         )
@@ -71,12 +99,11 @@ class FraudModel:
             manifest = json.load(handle)
         with fs.open(posixpath.join(directory, PREPROCESSING_FILE), "rb") as handle:
             preprocessor = Preprocessor.from_json(handle.read())
-        booster = xgb.Booster()
         with fs.open(posixpath.join(directory, MODEL_FILE), "rb") as handle:
-            booster.load_model(bytearray(handle.read()))
+            booster_bytes = handle.read()
         return cls(
             version=manifest["version"],
-            booster=booster,
+            booster_bytes=booster_bytes,
             preprocessor=preprocessor,
             threshold=float(manifest["threshold"]),
             log_odds_correction=float(manifest.get("log_odds_correction", 0.0)),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TIME = "Time"
 AMOUNT = "Amount"
@@ -63,6 +66,8 @@ def validate_frame(
     ``row_offset`` is the number of data rows before this frame in its file, so chunked
     readers report positions in the whole file.
     """
+    import pandas as pd  # here, so that scoring, which never builds a frame, doesn't load it
+
     required = LABELLED_COLUMNS if require_label else FEATURE_COLUMNS
     missing = [c for c in required if c not in frame.columns]
     if missing:

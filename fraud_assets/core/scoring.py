@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.storage import atomic_path
-from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS, iter_feature_chunks, table_format
+from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS, iter_feature_chunks, numeric_array, table_format
 
 PREDICTION_COLUMNS = ("transaction_id", "fraud_probability", "is_fraud", "model_version")
 
@@ -53,16 +53,43 @@ class ScoringStats:
         }
 
 
+# The output columns are built from their buffers (see tables.numeric_array: pa.array would
+# import pandas).
+
+
+def _bool_array(mask: np.ndarray) -> pa.Array:
+    bits = np.packbits(mask, bitorder="little")  # Arrow's bitmap order
+    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])
+
+
+def _string_array(strings: list[str]) -> pa.Array:
+    encoded = [text.encode() for text in strings]
+    offsets = np.cumsum([0, *map(len, encoded)], dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )
+
+
 def predictions_batch(
     model: FraudModel, transaction_ids: np.ndarray | pa.Array, probabilities: np.ndarray
 ) -> pa.RecordBatch:
-    ids = transaction_ids if isinstance(transaction_ids, pa.Array) else pa.array(transaction_ids)
+    if isinstance(transaction_ids, pa.Array):
+        ids = transaction_ids
+    elif transaction_ids.dtype.kind in "iuf":
+        ids = numeric_array(transaction_ids)
+    else:
+        ids = pa.array(transaction_ids)
     # One dictionary entry and an index per row, rather than a million copies of the string.
     version = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(len(probabilities), dtype=np.int32)), pa.array([model.version])
+        numeric_array(np.zeros(len(probabilities), dtype=np.int32)), _string_array([model.version])
     )
     return pa.RecordBatch.from_arrays(
-        [ids, pa.array(probabilities), pa.array(probabilities >= model.threshold), version],
+        [
+            ids,
+            numeric_array(probabilities),
+            _bool_array(probabilities >= model.threshold),
+            version,
+        ],
         names=list(PREDICTION_COLUMNS),
     )
 

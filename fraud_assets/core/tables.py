@@ -3,6 +3,9 @@
 Readers validate against :mod:`fraud_assets.core.schema` and turn every parser failure into a
 :class:`~fraud_assets.core.schema.DataValidationError` naming the file, column and rows.
 Chunked readers keep memory bounded for files far larger than RAM.
+
+pandas is imported only by the functions that build or parse DataFrames: the scoring path
+goes from Arrow to numpy and never needs it, and importing it costs about a second.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import fsspec
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -31,6 +34,9 @@ from fraud_assets.core.schema import (
     validate_frame,
 )
 from fraud_assets.core.storage import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 DEFAULT_CHUNK_ROWS = 262_144
@@ -99,6 +105,8 @@ def _locate_csv_error(
     fs, path: str, source: str, columns: tuple[str, ...], header: list[str], cause: Exception
 ) -> DataValidationError:
     """Slow path, only after a parse failure: find which column and rows hold bad values."""
+    import pandas as pd
+
     # A ragged row made pandas raise ParserError (escaping as a non-validation error) or, when
     # short, was blamed on no column at all: report the row structure first.
     malformed = _malformed_rows(fs, path, header)
@@ -140,6 +148,8 @@ def read_transactions(
     source: str | None = None,
 ) -> pd.DataFrame:
     """Read and validate a whole table; columns beyond the schema are kept as they are."""
+    import pandas as pd
+
     fs = fs or _local_fs()
     source = source or path
     chunks = list(iter_transaction_chunks(path, fs=fs, require_label=require_label, source=source))
@@ -283,6 +293,19 @@ def _iter_chunks(blocks: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[
         yield map(itemgetter(1), slabs)
 
 
+def numeric_array(values: np.ndarray) -> pa.Array:
+    """A numeric numpy vector as an Arrow array sharing its memory.
+
+    pyarrow's generic constructors (``pa.array``, even ``pa.scalar``) import pandas, when it
+    is installed, to test whether their argument is a pandas object: about a second that
+    scoring, which never builds a DataFrame, would otherwise pay at start-up.
+    """
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
+    )
+
+
 @dataclass(frozen=True)
 class FeatureChunk:
     """A block of rows ready for the model: float32 features plus row identities.
@@ -325,7 +348,7 @@ def iter_feature_chunks(
         if id_column is not None:
             ids = _id_array(pa.concat_arrays(id_arrays))
         else:
-            ids = pa.array(np.arange(row_number, row_number + len(features), dtype=np.int64))
+            ids = numeric_array(np.arange(row_number, row_number + len(features), dtype=np.int64))
         row_number += len(features)
         yield FeatureChunk(features=features, ids=ids)
     if row_number == 0:
@@ -366,14 +389,30 @@ def _fill_if_clean(out: np.ndarray, slab: pa.Table) -> bool:
     if not all(_plain_numeric(column) for column in columns):
         return False
     for index, (name, column) in enumerate(zip(FEATURE_COLUMNS, columns, strict=True)):
-        values = column.to_numpy()  # no nulls: a view when the slab is one block
-        # Checked on the file's own values, as validate_frame does: a float64 value that
-        # overflows only in float32 is not an input error.
-        if not _values_ok(values, name in _NON_NEGATIVE):
-            return False
-        # numpy's float64 -> float32 cast rounds exactly as pandas' to_numpy(float32) did.
-        out[:, index] = values
+        start = 0
+        for piece in column.chunks:
+            values = _numpy_view(piece)
+            # Checked on the file's own values, as validate_frame does: a float64 value that
+            # overflows only in float32 is not an input error.
+            if not _values_ok(values, name in _NON_NEGATIVE):
+                return False
+            # numpy's float64 -> float32 cast rounds exactly as pandas' to_numpy(float32) did.
+            out[start : start + len(values), index] = values
+            start += len(values)
     return True
+
+
+def _numpy_view(array: pa.Array) -> np.ndarray:
+    """A null-free integer or float Arrow array as a numpy view of its data buffer.
+
+    ``Array.to_numpy`` goes through pyarrow's pandas bridge, which imports pandas.
+    """
+    kind = array.type
+    code = "f" if pa.types.is_floating(kind) else "i" if pa.types.is_signed_integer(kind) else "u"
+    dtype = np.dtype(f"{code}{kind.bit_width // 8}")
+    return np.frombuffer(
+        array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize
+    )
 
 
 def _plain_numeric(column: pa.ChunkedArray) -> bool:

@@ -115,9 +115,9 @@ def train_fraud_model(
     training_seconds = time.perf_counter() - started
 
     created = datetime.now(UTC)
-    model = FraudModel(
+    model = FraudModel.from_booster(
+        booster,
         version=make_version(bytes(booster.save_raw("ubj")), created),
-        booster=booster,
         preprocessor=preprocessor,
         threshold=0.5,
         log_odds_correction=log_odds_correction_for(weight),

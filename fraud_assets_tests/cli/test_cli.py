@@ -95,7 +95,9 @@ class _Capture:
 
 
 def _command_paths(group: click.Group, prefix=()):
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         path = (*prefix, name)
         yield path, command
         if isinstance(command, click.Group):
@@ -394,7 +396,7 @@ def local_registry(tmp_path, monkeypatch, trained_model):
     monkeypatch.setenv("FRAUD_ENV", "local")
     registry = ModelRegistry(Location(str(tmp_path / "models")))
     for version in (V1, V2):
-        registry.save(FraudModel(version=version, booster=trained_model.booster,
+        registry.save(FraudModel(version=version, booster_bytes=trained_model.booster_bytes,
                                  preprocessor=trained_model.preprocessor,
                                  threshold=trained_model.threshold,
                                  log_odds_correction=trained_model.log_odds_correction,

@@ -1,0 +1,77 @@
+"""``fraud score``: kept apart from training's commands so that it starts without their imports."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from fraud_assets.core.features import Preprocessor
+from fraud_assets.core.model import FraudModel
+from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry
+from fraud_assets.core.scoring import score_file
+from fraud_assets.core.storage import Location, write_json_atomic
+from fraud_assets.core.tables import table_format
+
+LOCAL_FS = Location("/").fs
+
+
+def output_table(value: str) -> str:
+    try:
+        table_format(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+    return value
+
+
+def input_table(value: str, hint: str) -> str:
+    """An input table: a missing file or a .txt used to end in a traceback (exit 1)."""
+    try:
+        table_format(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=hint) from error
+    if not os.path.isfile(value):
+        raise click.BadParameter(f"{value}: no such file", param_hint=hint)
+    return value
+
+
+def load_model_dir(model_dir: str) -> FraudModel:
+    """A model folder, or a registry root (then its production model)."""
+    path = os.path.abspath(model_dir)
+    if os.path.exists(os.path.join(path, PRODUCTION_POINTER)):
+        model = ModelRegistry(Location(path)).load_production()
+        assert model is not None
+        return model
+    if not os.path.exists(os.path.join(path, "manifest.json")):
+        raise click.BadParameter(f"{model_dir} holds no model (manifest.json) or registry", param_hint="--model-dir")
+    return FraudModel.load(LOCAL_FS, path)
+
+
+@click.command("score")
+@click.option("--model-dir", required=True, help="Model folder from `fraud train`, or a registry root.")
+@click.option("--input", "input_path", required=True, help="Transactions, .csv or .parquet.")
+@click.option("--output", "output_path", required=True, help="Predictions, .csv or .parquet.")
+@click.option("--preprocessing", type=click.Path(exists=True, dir_okay=False),
+              help="Preprocessing JSON to use instead of the model folder's own.")
+@click.option("--chunk-rows", type=click.IntRange(min=1000), default=262_144, show_default=True)
+def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows):
+    """Score a batch file; write predictions and inference_stats.json beside them."""
+    output_table(output_path)
+    input_table(input_path, "--input")
+    model = load_model_dir(model_dir)
+    if preprocessing:
+        if not preprocessing.endswith(".json"):
+            raise click.BadParameter("only JSON preprocessing parameters are loaded (no pickles)",
+                                     param_hint="--preprocessing")
+        try:
+            model.preprocessor = Preprocessor.from_json(Path(preprocessing).read_text())
+        except (ValueError, KeyError, TypeError) as error:
+            # Not JSON, or an unknown kind: a usage error (exit 2), not a traceback.
+            raise click.BadParameter(f"{preprocessing}: {error}", param_hint="--preprocessing") from error
+    output = os.path.abspath(output_path)
+    stats = score_file(model, os.path.abspath(input_path), output, chunk_rows=chunk_rows, source=input_path)
+    stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
+    write_json_atomic(LOCAL_FS, stats_path, {**stats.to_dict(), "input": input_path, "output": output_path})
+    click.echo(json.dumps(stats.to_dict()))
