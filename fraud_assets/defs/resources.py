@@ -18,6 +18,7 @@ from fraud_assets.core.gate import GateResult, evaluate_gate
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.registry import ModelRegistry
 from fraud_assets.core.storage import Location, s3_storage_options
+from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class DatasetSettings(dg.ConfigurableResource):
     incoming_prefix: str = "incoming"
     processed_prefix: str = "processed"
     quarantine_prefix: str = "quarantine"
-    scoring_chunk_rows: int = 262_144
+    scoring_chunk_rows: int = DEFAULT_CHUNK_ROWS
 
 
 class QualityGate(dg.ConfigurableResource):

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from fraud_assets.core import tables
+from fraud_assets.core.read_ahead import read_ahead
 from fraud_assets.core.schema import FEATURE_COLUMNS, DataValidationError
-from fraud_assets.core.scoring import predict_chunk, read_ahead, score_file
+from fraud_assets.core.scoring import predict_chunk, score_file
 from fraud_assets.core.tables import iter_feature_chunks
 from fraud_assets_tests.ulb_files import replace_cell, write_ulb_csv
 
