@@ -6,6 +6,7 @@ import json
 import threading
 
 import numpy as np
+import orjson
 import xgboost as xgb
 
 from fraud_assets.core.model import FraudModel
@@ -71,4 +72,10 @@ def score(
         )
     ]
     document = results[0] if parsed.single else results
-    return json.dumps(document, separators=(",", ":")).encode(), int(is_fraud.sum())
+    flagged = int(is_fraud.sum())
+    try:
+        return orjson.dumps(document), flagged
+    except orjson.JSONEncodeError:
+        # An id with a lone surrogate: legal as a JSON escape, not encodable as UTF-8, so
+        # orjson refuses it. The standard library echoes it back escaped, as it came in.
+        return json.dumps(document, separators=(",", ":")).encode(), flagged

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -77,3 +79,11 @@ def test_integer_values_are_numbers_too(client, transactions):
     row = {k: (int(v) if k in ("Time", "Amount") else v) for k, v in transactions[1].items()}
     row["Amount"] = 12
     assert client.post("/predict", json=row).status_code == 200
+
+
+def test_an_id_holding_a_lone_surrogate_comes_back_as_sent(client, transactions):
+    # Legal as a JSON escape, but not encodable as UTF-8: the fast encoder refuses it.
+    body = json.dumps({"transaction_id": "\ud800", **transactions[0]}).encode()
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    assert response.json()["transaction_id"] == "\ud800"
