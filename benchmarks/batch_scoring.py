@@ -502,7 +502,7 @@ def report(results: dict) -> list[str]:
         "b_parquet": "(b) plain Parquet -> Parquet",
         "a_csv_baseline": "    fraud score CSV, baseline code",
         "a_parquet_baseline": "    fraud score Parquet, baseline code",
-        "cli_start": "    fraud --help (CLI start-up)",
+        "cli_start": "    fraud score --help (its start-up)",
         "plain_imports": "    import pandas, sklearn, xgboost",
     }
     for name, label in labels.items():
@@ -602,7 +602,7 @@ def main() -> None:
         "a_parquet": [*fraud, "score", "--model-dir", model_dir, "--input", str(parquet_in),
                       "--output", str(out / "a.parquet")],
         "b_parquet": worker("_plain", str(parquet_in), str(out / "b.parquet"), str(work)),
-        "cli_start": [*fraud, "--help"],
+        "cli_start": [*fraud, "score", "--help"],
         "plain_imports": [sys.executable, "-c", "import pandas, sklearn, xgboost"],
     }
     if args.baseline:
