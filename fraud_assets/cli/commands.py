@@ -7,7 +7,7 @@ import os
 
 import click
 
-from fraud_assets.cli.score import LOCAL_FS, input_table, load_model_dir, output_table
+from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
 from fraud_assets.core import drift
 from fraud_assets.core.evaluation import classification_report
 from fraud_assets.core.features import fit_preprocessor

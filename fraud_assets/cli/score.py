@@ -8,45 +8,11 @@ from pathlib import Path
 
 import click
 
+from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
 from fraud_assets.core.features import Preprocessor
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry
 from fraud_assets.core.scoring import score_file
-from fraud_assets.core.storage import Location, write_json_atomic
-from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS, table_format
-
-LOCAL_FS = Location("/").fs
-
-
-def output_table(value: str) -> str:
-    try:
-        table_format(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from error
-    return value
-
-
-def input_table(value: str, hint: str) -> str:
-    """An input table: a missing file or a .txt used to end in a traceback (exit 1)."""
-    try:
-        table_format(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint=hint) from error
-    if not os.path.isfile(value):
-        raise click.BadParameter(f"{value}: no such file", param_hint=hint)
-    return value
-
-
-def load_model_dir(model_dir: str) -> FraudModel:
-    """A model folder, or a registry root (then its production model)."""
-    path = os.path.abspath(model_dir)
-    if os.path.exists(os.path.join(path, PRODUCTION_POINTER)):
-        model = ModelRegistry(Location(path)).load_production()
-        assert model is not None
-        return model
-    if not os.path.exists(os.path.join(path, "manifest.json")):
-        raise click.BadParameter(f"{model_dir} holds no model (manifest.json) or registry", param_hint="--model-dir")
-    return FraudModel.load(LOCAL_FS, path)
+from fraud_assets.core.storage import write_json_atomic
+from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS
 
 
 @click.command("score")

@@ -50,7 +50,7 @@ def read_ahead(items: Iterator[_Item], depth: int = 1) -> Iterator[_Item]:
             if close is not None:
                 close()
 
-    producer = threading.Thread(target=produce, name="score-read-ahead", daemon=True)
+    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
     producer.start()
     try:
         while True:

@@ -50,10 +50,8 @@ class ScoringStats:
         }
 
 
-# The output columns are built from their buffers (see tables.numeric_array: pa.array would
-# import pandas).
-
-
+# Output columns are built from their buffers, as tables.numeric_array explains: pa.array
+# would import pandas.
 def _bool_array(mask: np.ndarray) -> pa.Array:
     bits = np.packbits(mask, bitorder="little")  # Arrow's bitmap order
     return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])

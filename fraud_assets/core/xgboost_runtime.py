@@ -24,8 +24,19 @@ import numpy as np
 
 _Handle = ctypes.c_void_p
 _ULong = ctypes.c_uint64
-# XGBoosterPredictFromDense's ``type``: 0 is the transformed prediction, 1 the raw margin.
-_MARGIN = 1
+# XGBoosterPredictFromDense's arguments: raw margins (type 1; 0 would apply the objective's
+# transform) from every tree, NaN as the missing value. The same for every call.
+_MARGIN_ARGUMENTS = json.dumps(
+    {
+        "type": 1,
+        "training": False,
+        "iteration_begin": 0,
+        "iteration_end": 0,
+        "missing": math.nan,
+        "strict_shape": False,
+        "cache_id": 0,
+    }
+).encode()
 
 
 class XGBoostRuntimeError(RuntimeError):
@@ -104,24 +115,14 @@ class NativeBooster:
             )
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float32)
-        interface = dict(matrix.__array_interface__)
-        arguments = {
-            "type": _MARGIN,
-            "training": False,
-            "iteration_begin": 0,
-            "iteration_end": 0,  # every tree
-            "missing": math.nan,
-            "strict_shape": False,
-            "cache_id": 0,
-        }
         shape = ctypes.POINTER(_ULong)()
         dims = _ULong()
         result = ctypes.POINTER(ctypes.c_float)()
         _check(
             _library().XGBoosterPredictFromDense(
                 self._handle,
-                json.dumps(interface).encode(),
-                json.dumps(arguments).encode(),
+                json.dumps(matrix.__array_interface__).encode(),
+                _MARGIN_ARGUMENTS,
                 None,
                 ctypes.byref(shape),
                 ctypes.byref(dims),

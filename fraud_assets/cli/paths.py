@@ -1,0 +1,45 @@
+"""Command-line arguments that name local files: tables to read or write, model folders."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from fraud_assets.core.model import FraudModel
+from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry
+from fraud_assets.core.storage import Location
+from fraud_assets.core.tables import table_format
+
+LOCAL_FS = Location("/").fs
+
+
+def output_table(value: str) -> str:
+    try:
+        table_format(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+    return value
+
+
+def input_table(value: str, hint: str) -> str:
+    """An input table: a missing file or a .txt used to end in a traceback (exit 1)."""
+    try:
+        table_format(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=hint) from error
+    if not os.path.isfile(value):
+        raise click.BadParameter(f"{value}: no such file", param_hint=hint)
+    return value
+
+
+def load_model_dir(model_dir: str) -> FraudModel:
+    """A model folder, or a registry root (then its production model)."""
+    path = os.path.abspath(model_dir)
+    if os.path.exists(os.path.join(path, PRODUCTION_POINTER)):
+        model = ModelRegistry(Location(path)).load_production()
+        assert model is not None
+        return model
+    if not os.path.exists(os.path.join(path, "manifest.json")):
+        raise click.BadParameter(f"{model_dir} holds no model (manifest.json) or registry", param_hint="--model-dir")
+    return FraudModel.load(LOCAL_FS, path)
