@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from fraud_assets.core.generate import generate_transactions
-from fraud_assets.core.storage import atomic_path
+from fraud_assets.core.tables import write_table
 
 DAGSTER_HOME_DIR = ".dagster_home"
 TRAINING_DAYS = 2
@@ -22,25 +21,13 @@ def _demo_dates(days: int) -> list[str]:
     return [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(days))]
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write a demo CSV atomically with Arrow's writer: about ten times faster than
-    ``DataFrame.to_csv`` (8 s -> under 1 s for 284,807 rows here), and the values read back
-    identical (floats are written in their shortest round-trip form)."""
-    import fsspec
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
-    with atomic_path(fsspec.filesystem("file"), str(path)) as temporary:
-        pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), temporary)
-
-
 def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift: float, seed: int) -> list[str]:
     """Write the labelled dataset and one unlabelled batch per day, unless already there."""
     raw = root / "data" / "raw" / "creditcard.csv"
     if not raw.exists():
         click.echo(f"generating {rows} labelled transactions -> {raw.relative_to(root)}")
         frame = generate_transactions(rows, seed=seed, start_day=0, n_days=TRAINING_DAYS)
-        _write_csv(frame, raw)
+        write_table(frame, str(raw))
     dates = _demo_dates(days)
     for index, date in enumerate(dates):
         batch = root / "data" / "incoming" / f"{date}_transactions.csv"
@@ -52,7 +39,7 @@ def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift
             batch_rows, seed=seed, start_day=TRAINING_DAYS + index, n_days=1, labels=False,
             drift=drift if last else 0.0,
         )
-        _write_csv(frame, batch)
+        write_table(frame, str(batch))
         click.echo(f"generated batch {batch.relative_to(root)}")
     return dates
 

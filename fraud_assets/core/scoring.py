@@ -11,6 +11,7 @@ wall time approaches the parse time instead of the sum.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -150,20 +151,23 @@ def score_file(
     with atomic_path(output_fs, output_path) as temporary:
         with output_fs.open(temporary, "wb") as handle:
             writer = _PredictionWriter(handle, table_format(output_path), metadata)
-            try:
-                chunks = iter_feature_chunks(
-                    input_path, fs=input_fs, chunk_rows=chunk_rows, source=source
-                )
-                for chunk in chunks:
-                    probabilities = predict_chunk(model, chunk.features)
-                    batch = predictions_batch(model, chunk.ids, probabilities)
-                    writer.write(batch)
-                    rows += len(probabilities)
-                    flagged += int(np.count_nonzero(probabilities >= model.threshold))
-                    if on_chunk is not None:
-                        on_chunk(chunk, probabilities)
-            finally:
-                writer.close()
+            chunks = iter_feature_chunks(
+                input_path, fs=input_fs, chunk_rows=chunk_rows, source=source
+            )
+            # closing: a failure here (prediction, writing, on_chunk) releases the input now,
+            # not when the traceback that holds this frame is collected.
+            with contextlib.closing(chunks):
+                try:
+                    for chunk in chunks:
+                        probabilities = predict_chunk(model, chunk.features)
+                        batch = predictions_batch(model, chunk.ids, probabilities)
+                        writer.write(batch)
+                        rows += len(probabilities)
+                        flagged += int(np.count_nonzero(probabilities >= model.threshold))
+                        if on_chunk is not None:
+                            on_chunk(chunk, probabilities)
+                finally:
+                    writer.close()
     return ScoringStats(
         rows=rows,
         flagged=flagged,

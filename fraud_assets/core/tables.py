@@ -10,6 +10,7 @@ goes from Arrow to numpy and never needs it, and importing it costs about a seco
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import posixpath
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ DEFAULT_CHUNK_ROWS = 65_536
 
 def table_format(path: str) -> str:
     lowered = path.lower()
-    if lowered.endswith(".csv") or lowered.endswith(".csv.gz"):
+    if lowered.endswith(".csv"):
         return "csv"
     if lowered.endswith((".parquet", ".pq")):
         return "parquet"
@@ -132,7 +133,7 @@ def _locate_csv_error(
                     problems.extend(error.problems)
                     break
                 offset += len(chunk)
-        except pd.errors.ParserError as error:
+        except (pd.errors.ParserError, UnicodeDecodeError) as error:
             # Never let a parser exception escape as anything but a validation error.
             problems = [f"unreadable CSV: {error}"]
     if not problems:
@@ -142,6 +143,16 @@ def _locate_csv_error(
 
 def _arrow_error(source: str, error: Exception) -> DataValidationError:
     return DataValidationError(source, [f"unreadable file: {error}"])
+
+
+def _is_unreadable_file(error: Exception) -> bool:
+    """Arrow's verdict on the file's bytes, as opposed to a failure to fetch them.
+
+    A corrupt Parquet page raises a plain ``OSError`` ("Couldn't deserialize thrift"); its
+    subclasses (connection reset, timeout, file not found, permission) are about storage and
+    must not get a good file quarantined.
+    """
+    return isinstance(error, pa.ArrowInvalid) or type(error) is OSError
 
 
 def read_transactions(
@@ -167,6 +178,8 @@ def _header(fs, path: str, source: str) -> list[str]:
             with fs.open(path, "rb") as handle:
                 return list(pq.ParquetFile(handle).schema_arrow.names)
         except (pa.ArrowInvalid, OSError) as error:
+            if not _is_unreadable_file(error):
+                raise
             raise _arrow_error(source, error) from error
     with fs.open(path, "rb") as handle:
         # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
@@ -243,7 +256,9 @@ def _iter_blocks(fs, path, source, header, chunk_rows) -> Iterator[pa.RecordBatc
                 for batch in parquet.iter_batches(batch_size=min(chunk_rows, SLAB_ROWS)):
                     if batch.num_rows:
                         yield batch
-            except pa.ArrowInvalid as error:
+            except (pa.ArrowInvalid, OSError) as error:
+                if not _is_unreadable_file(error):
+                    raise
                 raise _arrow_error(source, error) from error
         return
 
@@ -360,14 +375,17 @@ def iter_feature_chunks(
         depth=PARQUET_READ_AHEAD if table_format(path) == "parquet" else CSV_READ_AHEAD,
     )
     row_number = 0
-    for slabs in _iter_chunks(blocks, chunk_rows):
-        features, id_arrays = _chunk_features(slabs, chunk_rows, id_column, source, row_number)
-        if id_column is not None:
-            ids = _id_array(pa.concat_arrays(id_arrays))
-        else:
-            ids = numeric_array(np.arange(row_number, row_number + len(features), dtype=np.int64))
-        row_number += len(features)
-        yield FeatureChunk(features=features, ids=ids)
+    # Closing stops the parsing thread and closes the file at once, also when a chunk fails
+    # here or the caller stops early: the caller may be about to move the file (quarantine).
+    with contextlib.closing(blocks):
+        for slabs in _iter_chunks(blocks, chunk_rows):
+            features, id_arrays = _chunk_features(slabs, chunk_rows, id_column, source, row_number)
+            if id_column is not None:
+                ids = _id_array(pa.concat_arrays(id_arrays))
+            else:
+                ids = numeric_array(np.arange(row_number, row_number + len(features), dtype=np.int64))
+            row_number += len(features)
+            yield FeatureChunk(features=features, ids=ids)
     if row_number == 0:
         raise DataValidationError(source, ["no data rows"])
 
@@ -468,7 +486,12 @@ def _id_array(column: pa.Array) -> pa.Array:
 def write_table(
     frame: pd.DataFrame, path: str, *, fs: fsspec.AbstractFileSystem | None = None
 ) -> None:
-    """Write ``frame`` as CSV or Parquet (by extension), atomically."""
+    """Write ``frame`` as CSV or Parquet (by extension), atomically.
+
+    CSV goes through Arrow's writer: about ten times faster than ``DataFrame.to_csv`` (0.8 s
+    against 9.5 s for 284,807 rows), with floats in their shortest round-trip form, so the
+    values read back identical.
+    """
     fs = fs or _local_fs()
     fmt = table_format(path)
     with atomic_path(fs, path) as temporary:
@@ -476,7 +499,7 @@ def write_table(
             if fmt == "parquet":
                 frame.to_parquet(handle, index=False)
             else:
-                frame.to_csv(handle, index=False)
+                pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), handle)
 
 
 def is_table_file(name: str) -> bool:

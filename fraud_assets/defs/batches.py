@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from fsspec.implementations.local import LocalFileSystem
 
 from fraud_assets.core.storage import Location, write_json_atomic
-from fraud_assets.core.tables import is_table_file
+from fraud_assets.core.tables import TABLE_SUFFIXES, is_table_file
 
 _DATED_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 
@@ -43,7 +43,7 @@ def list_batch_files(data: Location, date: str, prefixes: tuple[str, ...]) -> li
 
 def batch_stem(batch_path: str) -> str:
     stem = posixpath.basename(batch_path)
-    for suffix in (".csv.gz", ".csv", ".parquet", ".pq"):
+    for suffix in TABLE_SUFFIXES:
         if stem.lower().endswith(suffix):
             return stem[: -len(suffix)]
     return stem

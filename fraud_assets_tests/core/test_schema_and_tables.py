@@ -363,17 +363,25 @@ def test_write_table_round_trips(tmp_path, small_frame, name):
     pd.testing.assert_frame_equal(read_transactions(str(path)), small_frame, check_dtype=False)
 
 
-@pytest.mark.parametrize(("name", "method"), [("out.csv", "to_csv"), ("out.parquet", "to_parquet")])
-def test_write_table_failure_leaves_no_target_and_no_temporary(
-    tmp_path, small_frame, monkeypatch, name, method
-):
-    real = getattr(pd.DataFrame, method)
+# The writer behind each format, and how to call it on the first rows only.
+_WRITERS = {
+    "out.csv": (tables.pa_csv, "write_csv", lambda table, n: table.slice(0, n)),
+    "out.parquet": (pd.DataFrame, "to_parquet", lambda frame, n: frame.head(n)),
+}
 
-    def half_then_fail(self, handle, *args, **kwargs):
-        real(self.head(3), handle, *args, **kwargs)  # some bytes really reach the temp file
+
+@pytest.mark.parametrize("name", sorted(_WRITERS))
+def test_write_table_failure_leaves_no_target_and_no_temporary(
+    tmp_path, small_frame, monkeypatch, name
+):
+    owner, method, first_rows = _WRITERS[name]
+    real = getattr(owner, method)
+
+    def half_then_fail(data, handle, *args, **kwargs):
+        real(first_rows(data, 3), handle, *args, **kwargs)  # some bytes reach the temp file
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, method, half_then_fail)
+    monkeypatch.setattr(owner, method, half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         write_table(small_frame, str(tmp_path / name))
     assert _files(tmp_path) == []
@@ -384,19 +392,65 @@ def test_write_table_failure_keeps_the_previous_file(tmp_path, small_frame, monk
     write_table(small_frame, str(path))
     before = path.read_bytes()
 
-    def fail(self, handle, *args, **kwargs):
+    def fail(table, handle, *args, **kwargs):
         handle.write(b"partial")
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    monkeypatch.setattr(tables.pa_csv, "write_csv", fail)
     with pytest.raises(RuntimeError):
         write_table(small_frame.head(1), str(path))
     assert path.read_bytes() == before
     assert _files(tmp_path) == ["out.csv"]
 
 
-def test_write_table_refuses_unknown_extension_before_writing(tmp_path, small_frame):
+@pytest.mark.parametrize("name", ["out.xlsx", "out.csv.gz"])
+def test_write_table_refuses_unknown_extension_before_writing(tmp_path, small_frame, name):
     with pytest.raises(ValueError, match="unsupported file type"):
-        write_table(small_frame, str(tmp_path / "out.xlsx"))
+        write_table(small_frame, str(tmp_path / name))
     assert _files(tmp_path) == []
     assert tables.is_table_file("day.parquet") and not tables.is_table_file(".day.csv.tmp-1.csv")
+
+
+def test_corrupt_parquet_page_is_a_validation_error_naming_the_file(tmp_path, long_frame):
+    """Arrow reports a damaged page as a plain OSError; it must not escape as one (the file
+    would then be retried instead of quarantined)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "damaged.parquet"
+    pq.write_table(pa.Table.from_pandas(long_frame, preserve_index=False), path, row_group_size=1_000)
+    column = pq.ParquetFile(path).metadata.row_group(2).column(5)
+    data = bytearray(path.read_bytes())
+    start = column.data_page_offset + 40
+    data[start : start + column.total_compressed_size - 50] = b"\xab" * (column.total_compressed_size - 50)
+    path.write_bytes(bytes(data))
+
+    for read in (
+        lambda: list(iter_feature_chunks(str(path), chunk_rows=1_000)),
+        lambda: read_transactions(str(path), require_label=False),
+    ):
+        with pytest.raises(DataValidationError, match=r"damaged\.parquet: unreadable file"):
+            read()
+
+
+def test_invalid_utf8_in_a_text_column_is_a_validation_error_naming_the_file(tmp_path, small_frame):
+    frame = small_frame.copy()
+    frame["note"] = "ok"
+    path = tmp_path / "latin1.csv"
+    frame.to_csv(path, index=False)
+    lines = path.read_bytes().split(b"\n")
+    lines[3] += b"\xe9t\xe9"  # "été" in Latin-1 in the last (text) column
+    path.write_bytes(b"\n".join(lines))
+
+    for read in (
+        lambda: list(iter_feature_chunks(str(path))),
+        lambda: read_transactions(str(path)),
+    ):
+        with pytest.raises(DataValidationError, match=r"latin1\.csv: unreadable CSV"):
+            read()
+
+
+def test_gzip_csv_is_refused_by_name_not_misread():
+    with pytest.raises(ValueError, match="unsupported file type"):
+        tables.table_format("day.csv.gz")
+    assert not tables.is_table_file("day.csv.gz")

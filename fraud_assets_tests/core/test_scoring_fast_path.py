@@ -132,4 +132,36 @@ def test_read_ahead_stops_and_closes_the_producer_when_the_consumer_stops():
             break
     assert closed.wait(5)
     assert len(produced) <= 4  # the held item, at most one ahead, and the one being made
-    assert not any(t.name == "score-read-ahead" and t.is_alive() for t in threading.enumerate())
+    assert not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())
+
+
+def _read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "read-ahead" and t.is_alive()]
+
+
+def test_a_failure_while_scoring_stops_the_reader_and_releases_the_file(
+    tmp_path, batch_frame, trained_model
+):
+    """The caller may quarantine the file next; no thread may still be reading it."""
+    path = write_ulb_csv(batch_frame, tmp_path / "batch.csv")
+
+    def fail_on_second_chunk(chunk, probabilities, calls=[]):  # noqa: B006 - a call counter
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("downstream failure")
+
+    with pytest.raises(RuntimeError, match="downstream failure") as failure:
+        score_file(trained_model, str(path), str(tmp_path / "out.csv"), chunk_rows=1_000,
+                   on_chunk=fail_on_second_chunk)
+    assert failure.value.__traceback__ is not None  # the frames are still referenced here
+    assert _read_ahead_threads() == []
+
+
+def test_a_bad_row_stops_the_reader_and_releases_the_file(tmp_path, batch_frame):
+    path = write_ulb_csv(batch_frame, tmp_path / "batch.csv")
+    replace_cell(path, [len(batch_frame) - 5], "V4", "oops")
+    chunks = iter_feature_chunks(str(path), chunk_rows=1_000)
+    with pytest.raises(DataValidationError, match="'V4'"):
+        for _ in chunks:
+            pass
+    assert _read_ahead_threads() == []
