@@ -15,7 +15,7 @@ from fraud_assets.core.schema import DataValidationError
 # them, and on a million rows those seconds were a third of its run time.
 SUBCOMMANDS = {
     "generate": "fraud_assets.cli.commands:generate_command",
-    "train": "fraud_assets.cli.commands:train_command",
+    "train": "fraud_assets.cli.train:train_command",
     "score": "fraud_assets.cli.score:score_command",
     "drift": "fraud_assets.cli.commands:drift_command",
     "demo": "fraud_assets.cli.demo:demo_command",

@@ -6,10 +6,11 @@ import os
 
 import click
 
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry
+from fraud_assets.core.model import MANIFEST_FILE, FraudModel
+from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry, UnknownModelVersion
 from fraud_assets.core.storage import Location
 from fraud_assets.core.tables import table_format
+from fraud_assets.core.xgboost_runtime import XGBoostRuntimeError
 
 LOCAL_FS = Location("/").fs
 
@@ -36,10 +37,17 @@ def input_table(value: str, hint: str) -> str:
 def load_model_dir(model_dir: str) -> FraudModel:
     """A model folder, or a registry root (then its production model)."""
     path = os.path.abspath(model_dir)
-    if os.path.exists(os.path.join(path, PRODUCTION_POINTER)):
-        model = ModelRegistry(Location(path)).load_production()
-        assert model is not None
-        return model
-    if not os.path.exists(os.path.join(path, "manifest.json")):
-        raise click.BadParameter(f"{model_dir} holds no model (manifest.json) or registry", param_hint="--model-dir")
-    return FraudModel.load(LOCAL_FS, path)
+    try:
+        if os.path.exists(os.path.join(path, PRODUCTION_POINTER)):
+            model = ModelRegistry(Location(path)).load_production()
+            if model is None:
+                raise ValueError(f"{PRODUCTION_POINTER} names no version")
+            return model
+        if not os.path.exists(os.path.join(path, MANIFEST_FILE)):
+            raise click.BadParameter(
+                f"{model_dir} holds no model ({MANIFEST_FILE}) or registry", param_hint="--model-dir"
+            )
+        return FraudModel.load(LOCAL_FS, path)
+    except (UnknownModelVersion, OSError, ValueError, KeyError, XGBoostRuntimeError) as error:
+        # A pointer to a missing version, a missing or damaged file: a usage error (exit 2).
+        raise click.BadParameter(f"{model_dir}: {error}", param_hint="--model-dir") from error

@@ -101,7 +101,7 @@ class FraudModel:
             preprocessor = Preprocessor.from_json(handle.read())
         with fs.open(posixpath.join(directory, MODEL_FILE), "rb") as handle:
             booster_bytes = handle.read()
-        return cls(
+        model = cls(
             version=manifest["version"],
             booster_bytes=booster_bytes,
             preprocessor=preprocessor,
@@ -109,6 +109,8 @@ class FraudModel:
             log_odds_correction=float(manifest.get("log_odds_correction", 0.0)),
             manifest=manifest,
         )
+        _ = model.predictor  # parse the booster now: a damaged file fails here, not mid-batch
+        return model
 
     @property
     def metrics(self) -> dict:

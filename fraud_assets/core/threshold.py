@@ -1,17 +1,26 @@
 """Choosing the decision threshold on validation scores.
 
 At 0.17 % prevalence a fixed 0.5 threshold is arbitrary; the threshold is a business choice
-(how many alerts to review, what a missed fraud costs), so three policies are offered.
+(how many alerts to review, what a missed fraud costs), so three policies are offered, plus
+``fixed`` for a threshold chosen elsewhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
-ThresholdStrategy = Literal["max_f1", "min_cost", "alert_budget"]
+ThresholdStrategy = Literal["max_f1", "min_cost", "alert_budget", "fixed"]
+STRATEGIES: tuple[str, ...] = get_args(ThresholdStrategy)
+# The fields each strategy reads, which is what a manifest records of the policy.
+_PARAMETERS = {
+    "max_f1": (),
+    "min_cost": ("missed_fraud_cost", "false_alert_cost"),
+    "alert_budget": ("alerts_per_day",),
+    "fixed": ("threshold",),
+}
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,17 @@ class ThresholdPolicy:
     missed_fraud_cost: float = 100.0
     false_alert_cost: float = 1.0
     alerts_per_day: float = 50.0
+    threshold: float = 0.5  # the fixed strategy's
+
+    def __post_init__(self) -> None:
+        # Checked here, not after training: a typo in a run's config fails in a second.
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown threshold strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}"
+            )
+
+    def to_dict(self) -> dict:
+        return {"strategy": self.strategy, **{name: getattr(self, name) for name in _PARAMETERS[self.strategy]}}
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,6 @@ def choose_threshold(
         if len(within) == 0:
             return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "alert_budget", 0)
         best = int(within[-1])
-    else:
-        raise ValueError(f"unknown threshold strategy {policy.strategy!r}")
+    else:  # fixed
+        return ThresholdChoice(policy.threshold, "fixed", int(np.count_nonzero(scores >= policy.threshold)))
     return ThresholdChoice(float(cut_scores[best]), policy.strategy, int(flagged[best]))

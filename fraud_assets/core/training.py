@@ -142,7 +142,7 @@ def train_fraud_model(
             "best_iteration": best_iteration,
             "training_seconds": round(training_seconds, 3),
         },
-        "threshold_policy": asdict(config.threshold),
+        "threshold_policy": config.threshold.to_dict(),
         "data": {
             name: {"rows": len(part), "frauds": int(part[LABEL].sum())}
             for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_assets.cli import commands
+from fraud_assets.cli import train
 from fraud_assets.cli.main import cli, main
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.registry import ModelRegistry
@@ -42,7 +42,7 @@ def fraud(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture(autouse=True)
 def fast_training(monkeypatch):
     """The CLI's training, with fewer rounds: same code path, a few seconds per model."""
-    monkeypatch.setattr(commands, "TrainingConfig",
+    monkeypatch.setattr(train, "TrainingConfig",
                         functools.partial(TrainingConfig, n_estimators=60, early_stopping_rounds=20))
 
 
@@ -85,7 +85,7 @@ class _Capture:
         from click.testing import CliRunner
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(commands, "TrainingConfig",
+            patch.setattr(train, "TrainingConfig",
                           functools.partial(TrainingConfig, n_estimators=60, early_stopping_rounds=20))
             result = CliRunner().invoke(cli, [str(a) for a in argv], catch_exceptions=False)
         return result.exit_code, result.stdout, result.stderr
@@ -459,3 +459,37 @@ def test_backup_and_restore(capsys, local_registry, tmp_path):
 
     code, _, err = fraud(capsys, "model", "restore", "--version", "xgb-gone")
     assert code == 1 and "no model version 'xgb-gone'" in err
+
+
+def _break_pointer(model_dir, tmp_path):
+    root = tmp_path / "registry"
+    (root / "xgb-missing").mkdir(parents=True)
+    (root / "production.json").write_text(json.dumps({"version": "xgb-20250101T000000Z-00000000"}))
+    return root
+
+
+def _break_booster(model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "model.ubj").write_bytes(b"not a booster")
+    return broken
+
+
+def _drop_booster(model_dir, tmp_path):
+    broken = tmp_path / "incomplete"
+    shutil.copytree(model_dir, broken)
+    (broken / "model.ubj").unlink()
+    return broken
+
+
+@pytest.mark.parametrize("damage", [_break_pointer, _break_booster, _drop_booster])
+def test_broken_model_folders_are_usage_errors_naming_the_folder(
+    capsys, tmp_path, fixed_model_dir, train_csv, damage
+):
+    broken = damage(fixed_model_dir, tmp_path)
+    code, _, err = fraud(capsys, "score", "--model-dir", broken, "--input", train_csv,
+                         "--output", tmp_path / "out.csv")
+    assert code == 2
+    assert "--model-dir" in err and str(broken) in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out.csv").exists()

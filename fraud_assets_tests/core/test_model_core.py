@@ -132,8 +132,22 @@ def test_threshold_errors():
         choose_threshold(np.array([]), np.array([]))
     with pytest.raises(ValueError, match="no frauds"):
         choose_threshold(np.zeros(5), np.linspace(0, 1, 5), ThresholdPolicy("max_f1"))
-    with pytest.raises(ValueError, match="unknown threshold strategy"):
-        choose_threshold(LABELS, SCORES, ThresholdPolicy("best"))
+    with pytest.raises(ValueError, match="unknown threshold strategy 'best'; use one of max_f1"):
+        ThresholdPolicy("best")  # refused when the policy is made, before any training
+
+
+def test_fixed_threshold_is_kept_and_its_alerts_counted():
+    choice = choose_threshold(LABELS, SCORES, ThresholdPolicy("fixed", threshold=0.35))
+    assert choice.threshold == 0.35 and choice.strategy == "fixed"
+    assert choice.expected_alerts == int(np.sum(SCORES >= 0.35))
+
+
+def test_a_policy_records_only_the_fields_its_strategy_reads():
+    assert ThresholdPolicy("fixed", threshold=0.3).to_dict() == {"strategy": "fixed", "threshold": 0.3}
+    assert ThresholdPolicy("max_f1").to_dict() == {"strategy": "max_f1"}
+    assert ThresholdPolicy("alert_budget", alerts_per_day=7).to_dict() == {
+        "strategy": "alert_budget", "alerts_per_day": 7
+    }
 
 
 # --- splits ---------------------------------------------------------------------------------------
