@@ -12,6 +12,7 @@ import time
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.registry import ModelRegistry
@@ -99,9 +100,14 @@ def create_app(
             metrics.errors.labels(error.kind).inc()
             metrics.latency.observe(time.perf_counter() - started)
             return _json(error.body(), error.status)
+        except ClientDisconnect:
+            # Nobody reads this answer; counted apart so that internal errors mean bugs.
+            metrics.errors.labels("client_disconnect").inc()
+            return Response(status_code=400)
         except Exception:  # noqa: BLE001 - a bug must still answer, and be counted
             log.exception("POST /predict failed")
             metrics.errors.labels("internal").inc()
+            metrics.latency.observe(time.perf_counter() - started)
             return _json({"detail": [{"loc": [], "msg": "internal error", "type": "internal"}]}, 500)
         metrics.predictions.inc(rows)
         if flagged:

@@ -16,7 +16,8 @@ from fraud_assets.service.model_holder import ModelHolder
 # 1,000 transactions) and for trouble.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Fixed set, so the label can never multiply series.
-ERROR_KINDS = ("malformed_json", "validation", "too_large", "internal")
+# client_disconnect: the client left before its body arrived (not the service's fault).
+ERROR_KINDS = ("malformed_json", "validation", "too_large", "client_disconnect", "internal")
 SERVING_ROLE = "serving"
 
 

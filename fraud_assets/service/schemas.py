@@ -27,6 +27,8 @@ MAX_REPORTED_ERRORS = 50
 
 # Same order of preference as the batch files' id columns (schema.ID_COLUMN_CANDIDATES).
 ID_FIELDS: tuple[str, ...] = ("transaction_id", "id")
+# Integer ids must fit in 64 bits: orjson reads a larger integer as a float (and a float id
+# is refused). Longer identifiers travel as strings.
 MAX_ID_LENGTH = 128
 _FEATURES = frozenset(FEATURE_COLUMNS)
 _ALLOWED = _FEATURES | frozenset(ID_FIELDS)
@@ -87,8 +89,8 @@ def parse_request(body: bytes, *, max_transactions: int = MAX_TRANSACTIONS) -> P
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         # orjson refuses some bodies that the standard library reads: NaN and Infinity
-        # literals (refused below, naming each field that holds one) and integers beyond
-        # 64 bits. The standard library decides, and words the error for real syntax faults.
+        # literals (refused below, naming each field that holds one), and lone surrogates.
+        # The standard library decides, and words the error for real syntax faults.
         try:
             document = json.loads(body, parse_constant=_NonFinite)
         except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, deep nesting
@@ -193,7 +195,7 @@ def _item_errors(item, prefix: list) -> list[dict]:
     if _transaction_id(item) is _BAD_ID:
         name = next(n for n in ID_FIELDS if item.get(n) is not None)
         errors.append(
-            _error([*prefix, name], f"must be an integer or a string of 1-{MAX_ID_LENGTH} "
+            _error([*prefix, name], f"must be a 64-bit integer or a string of 1-{MAX_ID_LENGTH} "
                    "characters", "value")
         )
     return errors

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -114,3 +116,22 @@ def test_error_list_is_bounded(client, transactions):
 
 def test_wrong_method_is_4xx(client):
     assert client.get("/predict").status_code == 405
+
+
+def test_a_client_leaving_mid_body_is_not_an_internal_error(client, service):
+    """Alerts on internal errors must mean bugs, not clients that went away."""
+    before = _errors_by_kind(client)
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b'{"Time": 1'
+        )
+    after = before
+    for _ in range(100):  # the server notices the closed socket asynchronously
+        after = _errors_by_kind(client)
+        if after["client_disconnect"] > before["client_disconnect"]:
+            break
+        time.sleep(0.05)
+    assert after["client_disconnect"] == before["client_disconnect"] + 1
+    assert after["internal"] == before["internal"]

@@ -87,3 +87,11 @@ def test_an_id_holding_a_lone_surrogate_comes_back_as_sent(client, transactions)
     response = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 200
     assert response.json()["transaction_id"] == "\ud800"
+
+
+def test_integer_ids_beyond_64_bits_are_refused_naming_the_field(client, transactions):
+    body = json.dumps({"transaction_id": 2**64, **transactions[0]}).encode()
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "transaction_id"] and "64-bit integer" in error["msg"]
