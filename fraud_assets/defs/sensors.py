@@ -99,7 +99,13 @@ def build_incoming_sensor(*, running: bool) -> dg.SensorDefinition:
 
         run_requests = []
         for day, day_files in sorted(by_day.items()):
-            identity = ",".join(f"{f.name}@{f.tag}" for f in day_files)
+            # The run key makes a retried evaluation of this tick (same files, same last
+            # completed tick) ask for the same run, which Dagster then skips. A file delivered
+            # again after it was scored (same name and tag) comes in a later tick, so it gets
+            # a new key: Dagster skips a seen key forever, which would strand the file.
+            identity = f"{context.last_tick_completion_time}:" + ",".join(
+                f"{f.name}@{f.tag}" for f in day_files
+            )
             run_requests.append(
                 dg.RunRequest(
                     run_key=f"incoming:{day}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}",
