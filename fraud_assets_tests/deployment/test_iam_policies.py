@@ -122,8 +122,6 @@ def test_temporary_object_naming_matches_the_pipeline_code() -> None:
     # Where the policy lets the host delete only such objects, that naming is what it
     # relies on; read the source as text (the package itself is not imported here).
     storage = DEPLOYMENT.parent / "fraud_assets" / "core" / "storage.py"
-    if not storage.exists():
-        pytest.skip("fraud_assets/core/storage.py is not in the repository")
     assert ".tmp-{" in storage.read_text(), "temporary-object naming changed: update the policy"
 
 
@@ -189,52 +187,76 @@ def _bucket(bucket: str) -> str:
     return f"arn:aws:s3:::{BUCKETS[bucket]}"
 
 
+# The keys the pipeline really uses (fraud_assets/defs/resources.py storage_for): the data
+# bucket's root holds raw/ incoming/ processed/ quarantine/ and the data-side IO manager's
+# assets/, plus Dagster's compute logs; the registry root is models/ in the models bucket,
+# with one folder per version, the latest.json and production.json pointers
+# (fraud_assets/core/registry.py) and the model-side IO manager's assets/ beneath it;
+# predictions/date=<day>/ in the predictions bucket; backups/ (same layout as the registry)
+# in the backup bucket.
+VERSION = "xgb-20250105T030000Z-0123abcd"
+TMP = "tmp-0123456789ab"
+
 NEEDED = [
     ("s3:GetObject", _obj("data", "raw/creditcard.csv")),
-    ("s3:GetObject", _obj("data", "incoming/2025-01-01.csv")),
-    ("s3:DeleteObject", _obj("data", "incoming/2025-01-01.csv")),
-    ("s3:PutObject", _obj("data", "processed/2025-01-01/2025-01-01.csv")),
-    ("s3:PutObject", _obj("data", "quarantine/bad.csv")),
-    ("s3:PutObject", _obj("data", "quarantine/bad.csv.reason.json")),
-    ("s3:PutObject", _obj("data", "assets/scored_batch/2025-01-01.parquet.tmp")),
-    ("s3:DeleteObject", _obj("data", "assets/scored_batch/2025-01-01.parquet.tmp")),
-    ("s3:GetObject", _obj("data", "assets/scored_batch/2025-01-01.parquet")),
+    # Sensor and daily_predictions: read the day's batch, move it to processed/ (copy +
+    # delete) or quarantine/ with a reason object beside it.
+    ("s3:GetObject", _obj("data", "incoming/2025-01-01_a.csv")),
+    ("s3:DeleteObject", _obj("data", "incoming/2025-01-01_a.csv")),
+    ("s3:PutObject", _obj("data", "processed/2025-01-01/2025-01-01_a.csv")),
+    ("s3:GetObject", _obj("data", "processed/2025-01-01/2025-01-01_a.csv")),
+    ("s3:PutObject", _obj("data", "quarantine/2025-01-01_bad.csv")),
+    ("s3:PutObject", _obj("data", "quarantine/2025-01-01_bad.csv.reason.json")),
+    # The data-side IO manager (tables as Parquet under assets/), and Dagster's compute logs.
+    ("s3:PutObject", _obj("data", f"assets/.train_split.parquet.{TMP}")),
+    ("s3:DeleteObject", _obj("data", f"assets/.train_split.parquet.{TMP}")),
+    ("s3:PutObject", _obj("data", "assets/train_split.parquet")),
+    ("s3:GetObject", _obj("data", "assets/train_split.parquet")),
     ("s3:PutObject", _obj("data", "dagster/compute-logs/storage/run/step.out")),
     ("s3:GetObject", _obj("data", "dagster/compute-logs/storage/run/step.err")),
-    ("s3:PutObject", _obj("models", "models/20250105-0300/model.json")),
-    ("s3:GetObject", _obj("models", "models/20250105-0300/model.json")),
-    ("s3:GetObjectVersion", _obj("models", "registry/current.json")),
-    ("s3:PutObject", _obj("models", "registry/current.json")),
-    ("s3:PutObject", _obj("models", "assets/preprocessing.json")),
-    ("s3:PutObject", _obj("predictions", "predictions/2025-01-01.parquet.tmp")),
-    ("s3:DeleteObject", _obj("predictions", "predictions/2025-01-01.parquet.tmp")),
-    ("s3:PutObject", _obj("predictions", "drift/2025-01-01.json")),
-    ("s3:GetObject", _obj("predictions", "drift/2025-01-01.json")),
-    ("s3:PutObject", _obj("backups", "backups/20250105/models/model.json")),
-    ("s3:GetObject", _obj("backups", "backups/20250105/models/model.json")),
-    # Layout of the current code: the registry root is models/ in the models bucket, with
-    # its pointers and the model-side IO manager's assets/ beneath it.
+    # The model registry: version folders, pointers (older pointer versions for rollback)
+    # and the model-side IO manager's fitted preprocessing parameters.
+    ("s3:PutObject", _obj("models", f"models/{VERSION}/model.ubj")),
+    ("s3:GetObject", _obj("models", f"models/{VERSION}/model.ubj")),
+    ("s3:PutObject", _obj("models", f"models/{VERSION}/manifest.json")),
+    ("s3:GetObject", _obj("models", f"models/{VERSION}/preprocessing.json")),
+    ("s3:PutObject", _obj("models", "models/latest.json")),
+    ("s3:GetObject", _obj("models", "models/latest.json")),
     ("s3:PutObject", _obj("models", "models/production.json")),
+    ("s3:GetObject", _obj("models", "models/production.json")),
     ("s3:GetObjectVersion", _obj("models", "models/production.json")),
-    ("s3:PutObject", _obj("models", "models/assets/preprocessor.json")),
-    ("s3:PutObject", _obj("predictions", "predictions/date=2025-01-01/batch.parquet")),
+    ("s3:PutObject", _obj("models", "models/assets/preprocessing_pipeline.json")),
+    ("s3:GetObject", _obj("models", "models/assets/preprocessing_pipeline.json")),
+    # Predictions and the per-file scoring summary, read back by drift_statistics.
+    ("s3:PutObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.parquet")),
+    ("s3:GetObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.parquet")),
+    ("s3:PutObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.stats.json")),
+    ("s3:GetObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.stats.json")),
+    # `fraud model backup` / `restore`: the registry layout under backups/.
+    ("s3:PutObject", _obj("backups", f"backups/{VERSION}/model.ubj")),
+    ("s3:GetObject", _obj("backups", f"backups/{VERSION}/model.ubj")),
+    ("s3:PutObject", _obj("backups", "backups/production.json")),
+    ("s3:GetObject", _obj("backups", "backups/latest.json")),
     # Atomic writes: ".<name>.tmp-<hex>" beside the target, moved into place, then deleted.
-    ("s3:DeleteObject", _obj("data", "quarantine/.bad.csv.reason.json.tmp-0123456789ab")),
-    ("s3:DeleteObject", _obj("models", "models/.production.json.tmp-0123456789ab")),
-    ("s3:DeleteObject", _obj("models", "models/v1/.model.json.tmp-0123456789ab")),
-    ("s3:DeleteObject", _obj("models", "registry/.current.json.tmp-0123456789ab")),
-    ("s3:DeleteObject", _obj("backups", "backups/.latest.json.tmp-0123456789ab")),
-    ("s3:DeleteObject", _obj("backups", "backups/v1/.model.json.tmp-0123456789ab")),
+    ("s3:DeleteObject", _obj("data", f"quarantine/.2025-01-01_bad.csv.reason.json.{TMP}")),
+    ("s3:DeleteObject", _obj("models", f"models/.production.json.{TMP}")),
+    ("s3:DeleteObject", _obj("models", f"models/.latest.json.{TMP}")),
+    ("s3:DeleteObject", _obj("models", f"models/{VERSION}/.model.ubj.{TMP}")),
+    ("s3:DeleteObject", _obj("models", f"models/assets/.preprocessing_pipeline.json.{TMP}")),
+    ("s3:DeleteObject", _obj("predictions", f"predictions/date=2025-01-01/.2025-01-01_a.parquet.{TMP}")),
+    ("s3:DeleteObject", _obj("backups", f"backups/.latest.json.{TMP}")),
+    ("s3:DeleteObject", _obj("backups", f"backups/{VERSION}/.model.ubj.{TMP}")),
 ]
 
 NEEDED_LISTS = [
     ("s3:ListBucket", "data", "incoming/"),
-    ("s3:ListBucket", "data", "assets/scored_batch/"),
+    ("s3:ListBucket", "data", "processed/2025-01-01/"),
+    ("s3:ListBucket", "data", "assets/"),
     ("s3:ListBucket", "data", "dagster/compute-logs/storage/"),
-    ("s3:ListBucket", "models", "registry/"),
-    ("s3:ListBucketVersions", "models", "registry/current.json"),
+    ("s3:ListBucket", "models", "models/"),
+    ("s3:ListBucketVersions", "models", "models/production.json"),
     ("s3:ListBucketVersions", "models", "models/"),
-    ("s3:ListBucket", "predictions", "predictions/"),
+    ("s3:ListBucket", "predictions", "predictions/date=2025-01-01/"),
     ("s3:ListBucket", "backups", "backups/"),
 ]
 
@@ -244,16 +266,25 @@ FORBIDDEN = [
     ("s3:DeleteObject", _obj("data", "raw/creditcard.csv")),
     ("s3:GetObject", _obj("data", "raw/other.csv")),
     ("s3:PutObject", _obj("data", "elsewhere/file")),
-    ("s3:DeleteObject", _obj("data", "processed/2025-01-01/2025-01-01.csv")),
-    ("s3:DeleteObject", _obj("data", "quarantine/bad.csv")),
-    # Model history is append-only from the host; versions cannot be deleted.
-    ("s3:DeleteObject", _obj("models", "models/20250105-0300/model.json")),
-    ("s3:DeleteObjectVersion", _obj("models", "registry/current.json")),
-    ("s3:DeleteObject", _obj("models", "registry/current.json")),
+    ("s3:DeleteObject", _obj("data", "processed/2025-01-01/2025-01-01_a.csv")),
+    ("s3:DeleteObject", _obj("data", "quarantine/2025-01-01_bad.csv")),
+    # Model history is append-only from the host; versions and pointers cannot be deleted.
+    ("s3:DeleteObject", _obj("models", f"models/{VERSION}/model.ubj")),
     ("s3:DeleteObject", _obj("models", "models/production.json")),
-    ("s3:DeleteObject", _obj("models", "models/v1/model.json")),
+    ("s3:DeleteObject", _obj("models", "models/latest.json")),
+    ("s3:DeleteObjectVersion", _obj("models", "models/production.json")),
+    ("s3:DeleteObject", _obj("models", "models/assets/preprocessing_pipeline.json")),
+    # Prefixes no code uses: no registry/ or assets/ at the models bucket's root, no drift/
+    # in the predictions bucket (drift results are Dagster metadata and metrics).
+    ("s3:PutObject", _obj("models", "registry/current.json")),
+    ("s3:GetObject", _obj("models", "registry/current.json")),
+    ("s3:PutObject", _obj("models", "assets/preprocessing_pipeline.json")),
+    ("s3:DeleteObject", _obj("models", f"registry/.current.json.{TMP}")),
+    ("s3:PutObject", _obj("predictions", "drift/2025-01-01.json")),
+    ("s3:GetObject", _obj("predictions", "drift/2025-01-01.json")),
+    ("s3:PutObject", _obj("predictions", "2025-01-01.parquet")),
     # Backups cannot be deleted by the host they protect against.
-    ("s3:DeleteObject", _obj("backups", "backups/20250105/models/model.json")),
+    ("s3:DeleteObject", _obj("backups", f"backups/{VERSION}/model.ubj")),
     ("s3:DeleteObject", _obj("backups", "backups/latest.json")),
     ("s3:PutObject", _obj("backups", "elsewhere/x")),
     # Bucket administration belongs to the operator running `fraud s3 bootstrap`.
@@ -273,7 +304,10 @@ FORBIDDEN_LISTS = [
     ("s3:ListBucket", "data", ""),
     ("s3:ListBucket", "data", "secret/"),
     ("s3:ListBucket", "models", ""),
+    ("s3:ListBucket", "models", "registry/"),
+    ("s3:ListBucket", "models", "assets/"),
     ("s3:ListBucketVersions", "data", "assets/"),
+    ("s3:ListBucket", "predictions", "drift/"),
     ("s3:ListBucket", "backups", ""),
 ]
 
