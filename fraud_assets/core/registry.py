@@ -84,6 +84,11 @@ class ModelRegistry:
             )
         return rows
 
+    def manifest(self, version: str) -> dict:
+        """A version's manifest alone (metrics, threshold, drift reference), without its model."""
+        self._check_version(version)
+        return read_json(self.fs, self._path(version, MANIFEST_FILE))
+
     def load(self, version: str) -> FraudModel:
         self._check_version(version)
         return FraudModel.load(self.fs, self._path(version))

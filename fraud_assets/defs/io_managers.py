@@ -1,7 +1,6 @@
 """IO managers: Parquet for tables, JSON for fitted parameters and reports, the registry for
 models. Nothing is pickled, and every write is atomic (temporary name, then move)."""
 
-import io
 from typing import Any
 
 import dagster as dg
@@ -9,7 +8,8 @@ import pandas as pd
 
 from fraud_assets.core.features import Preprocessor
 from fraud_assets.core.model import FraudModel
-from fraud_assets.core.storage import Location, atomic_path, read_json, write_json_atomic
+from fraud_assets.core.storage import Location, read_json, write_json_atomic
+from fraud_assets.core.tables import write_table
 from fraud_assets.defs.resources import FraudStorage
 
 _TABLE, _JSON = ".parquet", ".json"
@@ -28,41 +28,35 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def _location(self) -> Location:
         return {"data": self.storage.data, "models": self.storage.models}[self.store]()
 
-    def _base(self, context: dg.OutputContext | dg.InputContext) -> str:
+    def _base(self, location: Location, context: dg.OutputContext | dg.InputContext) -> str:
         parts = list(context.asset_key.path)
         if context.has_asset_partitions:
             parts.append(context.asset_partition_key)
-        return self._location().path(self.prefix, *parts)
+        return location.path(self.prefix, *parts)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        fs = self._location().fs
-        base = self._base(context)
+        location = self._location()
+        base = self._base(location, context)
         if isinstance(obj, pd.DataFrame):
             path = base + _TABLE
-            buffer = io.BytesIO()
-            obj.to_parquet(buffer, index=False)
-            with atomic_path(fs, path) as temporary:
-                fs.pipe_file(temporary, buffer.getvalue())
-        elif isinstance(obj, Preprocessor):
+            write_table(obj, path, fs=location.fs)
+        elif isinstance(obj, Preprocessor | dict):
             path = base + _JSON
-            write_json_atomic(fs, path, obj.to_dict())
-        elif isinstance(obj, dict):
-            path = base + _JSON
-            write_json_atomic(fs, path, obj)
+            write_json_atomic(location.fs, path, obj.to_dict() if isinstance(obj, Preprocessor) else obj)
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
-        context.add_output_metadata({"uri": dg.MetadataValue.path(self._location().display(path))})
+        context.add_output_metadata({"uri": dg.MetadataValue.path(location.display(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
-        fs = self._location().fs
-        base = self._base(context)
+        location = self._location()
+        fs, base = location.fs, self._base(location, context)
         if fs.exists(base + _TABLE):
             with fs.open(base + _TABLE, "rb") as handle:
                 return pd.read_parquet(handle)
         if not fs.exists(base + _JSON):
             raise FileNotFoundError(
                 f"{context.asset_key.to_user_string()} has not been materialised "
-                f"(nothing at {self._location().display(base)}.*)"
+                f"(nothing at {location.display(base)}.*)"
             )
         document = read_json(fs, base + _JSON)
         if context.dagster_type.typing_type is Preprocessor or document.get("kind", "").startswith(

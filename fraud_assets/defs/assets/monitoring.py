@@ -6,7 +6,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from fraud_assets.core import drift
-from fraud_assets.core.tables import iter_transaction_chunks
+from fraud_assets.core.schema import FEATURE_COLUMNS
+from fraud_assets.core.tables import iter_feature_chunks
 from fraud_assets.defs.batches import list_batch_files, prediction_name, processed_folder
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
@@ -18,6 +19,8 @@ from fraud_assets.defs.resources import (
     MetricsPusher,
     SlackAlerts,
 )
+
+_FEATURE_INDEX = {name: FEATURE_COLUMNS.index(name) for name in drift.DRIFT_FEATURES}
 
 GROUP = "monitoring"
 DRIFT_CHECK = "drift_within_bounds"
@@ -77,12 +80,16 @@ def drift_statistics(
     for batch_path, predictions_path in scored:
         for version, scores in _prediction_scores(predictions, predictions_path):
             if accumulator is None:
-                model = storage.registry().load(version)
-                accumulator = drift.DriftAccumulator(drift.reference_from_dict(model.drift_reference))
+                reference = storage.registry().manifest(version)["drift_reference"]
+                accumulator = drift.DriftAccumulator(drift.reference_from_dict(reference))
             versions.add(version)
             accumulator.add({drift.SCORE: scores})
-        for chunk in iter_transaction_chunks(batch_path, fs=data.fs, source=data.display(batch_path)):
-            accumulator.add({name: chunk[name].to_numpy() for name in drift.DRIFT_FEATURES})
+        # The scoring reader: the file passed validation when it was scored, and this path
+        # skips pandas (about 4 times faster than reading it into DataFrames).
+        for chunk in iter_feature_chunks(batch_path, fs=data.fs, source=data.display(batch_path)):
+            accumulator.add(
+                {name: chunk.features[:, _FEATURE_INDEX[name]] for name in drift.DRIFT_FEATURES}
+            )
 
     thresholds = drift.DriftThresholds(
         psi_moderate=drift_settings.psi_moderate,
