@@ -31,6 +31,15 @@ def failure_message(context: dg.RunFailureSensorContext) -> str:
     return f":rotating_light: Dagster run `{run.run_id[:8]}` of `{run.job_name}`{where} failed: {reason}"
 
 
+def _failed_only_on_blocking_checks(context: dg.RunFailureSensorContext) -> bool:
+    failures = context.get_step_failure_events()
+    return bool(failures) and all(
+        event.step_failure_data.error is not None
+        and event.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
+        for event in failures
+    )
+
+
 def build_run_failure_sensor(*, running: bool) -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name="run_failure_alert_sensor",
@@ -40,6 +49,11 @@ def build_run_failure_sensor(*, running: bool) -> dg.SensorDefinition:
     def run_failure_alert_sensor(
         context: dg.RunFailureSensorContext, slack: SlackAlerts, metrics: MetricsPusher
     ) -> None:
+        if _failed_only_on_blocking_checks(context):
+            # A blocking check (the quality gate) said why, in Slack and in its own metric,
+            # when it failed: a second alert for the same event would only be noise.
+            context.log.info("run failed on a blocking asset check, which has alerted already")
+            return
         slack.post(failure_message(context))
         for job in FAILED_JOBS.get(context.dagster_run.tags.get("fraud/job", ""), ()):
             metrics.run_failed(job)

@@ -1,6 +1,7 @@
 """Failure alerts to Slack, and metrics from real runs scraped by a real Prometheus."""
 
 import logging
+import time
 
 import dagster as dg
 import pytest
@@ -43,15 +44,19 @@ def test_failed_run_posts_to_slack_and_records_the_failure(
 ):
     monkeypatch.setenv("FRAUD_SLACK_WEBHOOK_URL", slack_server.url)
     monkeypatch.setenv("FRAUD_PUSHGATEWAY_URL", pushgateway.url)
+    before = time.time()
     run, failure = failed_scoring_run(instance)
     evaluate_failure_sensor(instance, run, failure, "local")
+    after = time.time()
 
     (request,) = slack_server.wait_for_requests(1)
     text = request.json()["text"]
     assert "scoring_job" in text and "failed" in text and "no production model" in text
     groups = pushgateway_groups(pushgateway)
     scoring = next(g for g in groups if g["labels"]["job"] == "fraud_scoring")
-    assert "fraud_scoring_last_failure_timestamp_seconds" in scoring
+    (stamp,) = scoring["fraud_scoring_last_failure_timestamp_seconds"]["metrics"]
+    # Stamped with the time of this failure, not just present.
+    assert before - 1 <= float(stamp["value"]) <= after + 1
     assert "fraud_scoring_rows" not in scoring  # a failure never overwrites results
 
 
@@ -63,13 +68,20 @@ def test_without_webhook_alerts_only_log(project, instance, monkeypatch, caplog)
     assert any("No Slack webhook URL configured" in r.getMessage() for r in caplog.records)
 
 
-def test_failed_gate_posts_to_slack(project, instance, slack_server, monkeypatch):
+def test_failed_gate_posts_to_slack_once(project, instance, slack_server, monkeypatch):
     monkeypatch.setenv("FRAUD_SLACK_WEBHOOK_URL", slack_server.url)
     monkeypatch.setenv("FRAUD_AUPRC_FLOOR", "0.9999")
     result = run_pipeline(instance, job="training_job")
+    assert not result.success
     assert not check_results(result)["fraud_model_quality_gate"].passed
     (request,) = slack_server.wait_for_requests(1)
     assert "not promoted" in request.json()["text"]
+
+    # The run failed on the gate, which has said why: the failure sensor adds nothing.
+    run = instance.get_run_by_id(result.run_id)
+    (entry,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    evaluate_failure_sensor(instance, run, entry.dagster_event, "local")  # posts synchronously
+    assert len(slack_server.requests) == 1
 
 
 @pytest.mark.integration
