@@ -528,7 +528,7 @@ def registry(tmp_path, trained_model) -> ModelRegistry:
     return registry
 
 
-def test_registry_lists_versions_and_latest_without_production(registry):
+def test_registry_lists_versions_and_latest_without_production(registry, trained_model):
     assert registry.version_ids() == ["xgb-20250101T000000Z-aaaa", "xgb-20250102T000000Z-bbbb",
                                       "xgb-20250103T000000Z-cccc"]
     assert registry.latest_version() == "xgb-20250103T000000Z-cccc"
@@ -536,7 +536,8 @@ def test_registry_lists_versions_and_latest_without_production(registry):
     assert registry.load_latest().version == "xgb-20250103T000000Z-cccc"
     rows = registry.describe_versions()
     assert [r["production"] for r in rows] == [False, False, False]
-    assert all(r["test_auprc"] is not None for r in rows)
+    expected = pytest.approx(trained_model.metrics["test"]["auprc"])
+    assert [r["test_auprc"] for r in rows] == [expected] * 3
 
 
 def test_registry_ignores_incomplete_versions(registry):

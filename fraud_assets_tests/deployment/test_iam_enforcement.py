@@ -342,7 +342,7 @@ def test_calls_outside_the_pipeline_are_denied(enforced: Stack, case) -> None:
 @pytest.mark.xfail(
     reason="moto 5.2 ignores StringLike conditions, so the s3:prefix limits on ListBucket "
     "are not evaluated; test_iam_policies.py checks them offline",
-    strict=False,
+    strict=True,
 )
 def test_listing_outside_the_prefixes(enforced: Stack) -> None:
     s3 = enforced.client()

@@ -537,5 +537,4 @@ def test_run_record_is_in_postgres_and_logs_in_s3(
     assert logs > 0, "no compute logs in S3"
     # The batch file was scored and moved out of incoming/.
     assert s3.list_objects_v2(Bucket=data, Prefix="incoming/").get("KeyCount", 0) == 0
-    assert finished_run.seconds < RUN_TIMEOUT_S
     print(f"production stack milestones (s): {stack.timings}")  # shown with -rP

@@ -70,6 +70,8 @@ def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance):
     for key in ("test_auprc", "test_roc_auc", "threshold", "confusion_matrix", "top_features",
                 "best_iteration", "training_seconds", "precision_recall_curve"):
         assert key in model_metadata, key
+    assert model_metadata["test_auprc"].value > 0.5
+    assert model_metadata["threshold"].value == registry.load_production().threshold
 
 
 def test_failed_quality_gate_keeps_the_production_model(project, instance, monkeypatch):
@@ -87,17 +89,19 @@ def test_failed_quality_gate_keeps_the_production_model(project, instance, monke
     assert registry.production_version() == first
 
 
-def test_gate_fails_when_candidate_is_worse_than_production(project, instance):
+def test_gate_fails_when_candidate_is_worse_than_production(project, instance, monkeypatch):
     assert run_pipeline(instance).success
     registry = ModelRegistry(Location(str(project / "models")))
     first = registry.production_version()
-    # A crippled candidate (two shallow trees) passes the floor of 0.5? It must still lose
-    # against the production model by more than the allowed margin.
+    # With the floor out of the way, a crippled candidate (one shallow tree) can fail only
+    # because it loses against the production model by more than the allowed margin.
+    monkeypatch.setenv("FRAUD_AUPRC_FLOOR", "0")
     weak = {"ops": {"fraud_model": {"config": {"n_estimators": 1, "max_depth": 1, "early_stopping_rounds": 1}}}}
     result = run_pipeline(instance, run_config=weak)
     gate = check_results(result)["fraud_model_quality_gate"]
     assert not gate.passed
-    assert "production" in gate.description
+    assert ">= floor 0.0000" in gate.description
+    assert f"more than 0.0200 of production {first}" in gate.description
     assert registry.production_version() == first
 
 
@@ -107,7 +111,9 @@ def test_bad_raw_dataset_stops_before_training(project, instance):
     frame["Class"] = 0  # no fraud at all: implausible prevalence
     frame.to_csv(raw, index=False)
     result = run_pipeline(instance)
-    assert not check_results(result)["raw_transactions_quality"].passed
+    quality = check_results(result)["raw_transactions_quality"]
+    assert not quality.passed
+    assert quality.description.startswith("fraud prevalence 0.00000 outside [")
     assert "fraud_model" not in materialized(result)
 
 
@@ -134,7 +140,9 @@ def test_bad_batch_file_is_quarantined_and_the_rest_scored(project, instance):
     assert quarantined.exists() and not bad.exists()
     reason = json.loads((project / "data" / "quarantine" / f"{bad.name}.reason.json").read_text())
     assert "missing column" in reason["reason"]
-    assert (project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_morning.parquet").exists()
+    # The valid morning batch (write_batch's default 3,000 rows) is still scored in full.
+    scored = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_morning.parquet")
+    assert len(scored) == 3_000
 
 
 def test_drifted_day_fails_the_drift_check(project, instance):

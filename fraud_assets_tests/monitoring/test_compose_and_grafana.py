@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,6 +11,7 @@ import yaml
 from fraud_assets.core import telemetry
 from fraud_assets_tests.services.prometheus_stack import MONITORING_DIR, REPO_ROOT
 
+# Its compose-spec schema check is in deployment/test_container_files.py.
 COMPOSE_FILE = REPO_ROOT / "docker-compose.monitoring.yml"
 GRAFANA_DIR = MONITORING_DIR / "grafana"
 DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
@@ -26,22 +23,6 @@ PROMETHEUS_OWN_METRICS = {"up"}
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
-
-
-def check_jsonschema_binary() -> str | None:
-    here = Path(sys.executable).parent / "check-jsonschema"
-    return str(here) if here.exists() else shutil.which("check-jsonschema")
-
-
-def test_compose_file_matches_compose_spec() -> None:
-    binary = check_jsonschema_binary()
-    if binary is None:
-        pytest.skip("check-jsonschema not installed (dev dependency group)")
-    result = subprocess.run(  # noqa: S603
-        [binary, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_compose_runs_the_whole_stack(compose: dict) -> None:

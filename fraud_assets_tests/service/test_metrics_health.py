@@ -34,7 +34,15 @@ def test_metrics_count_predictions_flags_and_latency(client, models, transaction
     assert delta("fraud_flagged_total") == flagged
     assert delta("fraud_service_request_duration_seconds_count") == 2
     assert delta("fraud_service_request_duration_seconds_bucket", (("le", "+Inf"),)) == 2
-    assert after[("fraud_service_request_duration_seconds_bucket", (("le", "0.01"),))] >= 0
+    # Histogram buckets are cumulative: never decreasing with `le`, ending at the count.
+    buckets = {
+        labels[0][1]: value for (name, labels), value in after.items()
+        if name == "fraud_service_request_duration_seconds_bucket"
+    }
+    assert {"0.01", "+Inf"} <= set(buckets)
+    counts = [buckets[le] for le in sorted(buckets, key=float)]
+    assert counts == sorted(counts), buckets
+    assert buckets["+Inf"] == after[("fraud_service_request_duration_seconds_count", ())]
     version = (("model_version", models[0].version), ("role", "serving"))
     assert after[("fraud_model_info", version)] == 1
     assert after[("fraud_service_model_threshold", ())] == pytest.approx(models[0].threshold)

@@ -44,6 +44,18 @@ class Firing:
             time.sleep(0.05)
         raise AssertionError(f"still not serving {version} after {timeout} s")
 
+    def served(self, index: int, after: float, before: float = float("inf")) -> list[str | None]:
+        """Versions client `index` was answered with, for requests that finished in (after, before)."""
+        return [o[2] for o in sorted(list(self.outcomes)) if o[3] == index and after < o[0] < before]
+
+    def wait_for_every_client(self, after: float, timeout: float) -> None:
+        """Liveness bound only: every client has finished at least one request since `after`."""
+        deadline = time.monotonic() + timeout
+        while not all(self.served(index, after) for index in range(len(self.bodies))):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"a client finished no request within {timeout} s")
+            time.sleep(0.05)
+
     def __enter__(self) -> Firing:
         for thread in self._threads:
             thread.start()
@@ -73,9 +85,11 @@ def test_promotion_broken_model_and_rollback_without_failed_requests(
     bodies = [transactions[0], transactions[:50]]
     with httpx.Client(base_url=service.url, timeout=10.0) as http, \
             Firing(service.url, bodies) as firing:
-        time.sleep(0.5)
+        started = time.monotonic()
+        firing.wait_for_every_client(started, timeout=30.0)
+        promoted = time.monotonic()
         registry.promote(second.version, reason="test: promotion")
-        assert firing.wait_for(second.version, timeout=5.0) < 5.0
+        firing.wait_for(second.version, timeout=30.0)
         assert http.get("/health").json()["model_version"] == second.version
 
         # A promoted bundle that cannot load: logged, counted, the current model kept.
@@ -90,16 +104,22 @@ def test_promotion_broken_model_and_rollback_without_failed_requests(
             time.sleep(0.1)
         assert _reload_failures(http) >= 2, "the broken bundle is retried, not given up on"
         health = http.get("/health").json()
-        assert health["model_version"] == second.version
-        assert "broken-1" not in health["model_version"] and health["last_reload_error"]
+        assert health["model_version"] == second.version and health["last_reload_error"]
+        broken_seen = time.monotonic()
+        firing.wait_for_every_client(broken_seen, timeout=30.0)
 
+        rolled_back = time.monotonic()
         registry.promote(first.version, reason="test: rollback")
-        assert firing.wait_for(first.version, timeout=5.0) < 5.0
-        time.sleep(0.3)
+        firing.wait_for(first.version, timeout=30.0)
+        firing.wait_for_every_client(time.monotonic(), timeout=30.0)
     failures = [o for o in firing.outcomes if o[1] != 200]
     assert not failures, failures[:5]
-    assert len(firing.outcomes) > 50
     for index in range(len(bodies)):
+        # Every client was answered in every phase, with the model that phase must serve.
+        before_promotion = firing.served(index, started, promoted)
+        assert before_promotion and set(before_promotion) == {first.version}, before_promotion
+        while_broken = firing.served(index, broken_seen, rolled_back)
+        assert while_broken and set(while_broken) == {second.version}, while_broken
         versions = [o[2] for o in sorted(firing.outcomes) if o[3] == index]
         # first, then second, then first again: no flapping back and forth during a swap.
         changes = [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]

@@ -210,10 +210,17 @@ def start_pushgateway(workdir: Path, *, binary: str | None = None) -> Service:
     return _launch("pushgateway", argv, workdir, port)
 
 
-def wipe_pushgateway(service: Service) -> None:
+def wipe_pushgateway(service: Service, timeout: float = 10.0) -> None:
+    """Delete every group, and wait until reads show it: the gateway answers 202 and applies
+    the wipe asynchronously, so a read right after it could still see the old counters."""
     request = urllib.request.Request(service.url + "/api/v1/admin/wipe", method="PUT")
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         response.read()
+    deadline = time.monotonic() + timeout
+    while pushgateway_groups(service):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Pushgateway still holds groups {timeout} s after a wipe")
+        time.sleep(0.02)
 
 
 def pushgateway_groups(service: Service) -> list[dict[str, Any]]:
