@@ -499,7 +499,17 @@ def write_table(
             if fmt == "parquet":
                 frame.to_parquet(handle, index=False)
             else:
-                pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), handle)
+                _write_csv(frame, handle)
+
+
+def _write_csv(frame: pd.DataFrame, handle) -> None:
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # A column Arrow cannot type (text among numbers, say): pandas writes it as it is.
+        frame.to_csv(handle, index=False)
+        return
+    pa_csv.write_csv(table, handle)
 
 
 def is_table_file(name: str) -> bool:

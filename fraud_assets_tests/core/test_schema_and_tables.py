@@ -363,6 +363,19 @@ def test_write_table_round_trips(tmp_path, small_frame, name):
     pd.testing.assert_frame_equal(read_transactions(str(path)), small_frame, check_dtype=False)
 
 
+def test_write_table_writes_mixed_text_and_numbers_as_they_are(tmp_path, small_frame):
+    """Arrow cannot type a column of numbers with one text cell; the CSV still gets it, so
+    that reading it back reports the bad cell instead of the writer failing."""
+    frame = small_frame.copy()
+    frame["V4"] = frame["V4"].astype(object)
+    frame.loc[7, "V4"] = "oops"
+    path = tmp_path / "mixed.csv"
+    write_table(frame, str(path))
+    assert pd.read_csv(path, dtype={"V4": str})["V4"][7] == "oops"
+    with pytest.raises(DataValidationError, match="column 'V4': 1 row"):
+        read_transactions(str(path))
+
+
 # The writer behind each format, and how to call it on the first rows only.
 _WRITERS = {
     "out.csv": (tables.pa_csv, "write_csv", lambda table, n: table.slice(0, n)),
