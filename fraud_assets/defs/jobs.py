@@ -2,15 +2,19 @@
 
 import dagster as dg
 
-from fraud_assets.defs.assets.training import TRAINING_TAGS
 from fraud_assets.defs.partitions import daily_partitions
+
+# Run tags, read by the run queue's limits (deployment/dagster.yaml) and the failure sensor.
+# `fraud/trains` marks every job that trains, so that one training runs at a time whichever
+# job carries it.
+TRAINS = {"fraud/trains": "true"}
 
 TRAINING_ASSETS = dg.AssetSelection.groups("ingestion", "training")
 
 training_job = dg.define_asset_job(
     "training_job",
     selection=TRAINING_ASSETS,
-    tags=TRAINING_TAGS,
+    tags={"fraud/job": "training", **TRAINS},
     description="Validate the dataset, split it, train, gate and promote a model.",
 )
 
@@ -34,7 +38,7 @@ fraud_pipeline_job = dg.define_asset_job(
     "fraud_pipeline_job",
     selection=dg.AssetSelection.all(),
     partitions_def=daily_partitions,
-    tags={"fraud/job": "pipeline"},
+    tags={"fraud/job": "pipeline", **TRAINS},
     description="The whole graph for one day: train, gate, promote, score and check drift. "
     "This is what `fraud demo` runs.",
 )

@@ -121,7 +121,7 @@ def test_queued_coordinator_limits(config: dict, instance_env) -> None:
     assert isinstance(coordinator, QueuedRunCoordinator)
     queue = coordinator.get_run_queue_config()
     assert 1 <= queue.max_concurrent_runs <= 8
-    assert {"key": "fraud/job", "value": "training", "limit": 1} in queue.tag_concurrency_limits
+    assert {"key": "fraud/trains", "value": "true", "limit": 1} in queue.tag_concurrency_limits
 
 
 def _blocked(limits: list[dict], running: list[dict[str, str]], candidate: dict[str, str]) -> bool:
@@ -133,12 +133,17 @@ def _blocked(limits: list[dict], running: list[dict[str, str]], candidate: dict[
 
 def test_tag_limits_admit_one_training_run_and_cap_the_rest(config: dict) -> None:
     limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
-    training = {"fraud/job": "training"}
-    scoring = {"fraud/job": "scoring"}
-    drift = {"fraud/job": "drift"}
+    from fraud_assets.defs.jobs import drift_job, fraud_pipeline_job, scoring_job, training_job
+
+    training, pipeline, scoring, drift = (
+        dict(job.tags) for job in (training_job, fraud_pipeline_job, scoring_job, drift_job)
+    )
 
     assert not _blocked(limits, [], training)
     assert _blocked(limits, [training], training)
+    # The pipeline job trains too: it and a training run never overlap.
+    assert _blocked(limits, [pipeline], training)
+    assert _blocked(limits, [training], pipeline)
     # Training does not hold back the other kinds, nor they it.
     assert not _blocked(limits, [training], scoring)
     assert not _blocked(limits, [scoring, scoring, drift], training)

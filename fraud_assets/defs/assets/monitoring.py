@@ -39,7 +39,6 @@ def _prediction_scores(predictions, path: str):
     partitions_def=daily_partitions,
     deps=["daily_predictions"],
     kinds={"json"},
-    op_tags={"fraud/job": "drift"},
     retry_policy=TRANSIENT_RETRY,
     check_specs=[
         dg.AssetCheckSpec(

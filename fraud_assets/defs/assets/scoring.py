@@ -21,7 +21,6 @@ from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
 
 GROUP = "scoring"
-SCORING_TAGS = {"fraud/job": "scoring"}
 BATCH_CHECK = "batch_files_valid"
 
 
@@ -66,7 +65,6 @@ def _score_one(context, model, batch_path, data: Location, predictions: Location
     partitions_def=daily_partitions,
     deps=["production_model"],
     kinds={"xgboost", "parquet"},
-    op_tags=SCORING_TAGS,
     retry_policy=TRANSIENT_RETRY,
     check_specs=[
         dg.AssetCheckSpec(

@@ -17,7 +17,6 @@ from fraud_assets.defs.presentation import (
 from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate
 
 GROUP = "training"
-TRAINING_TAGS = {"fraud/job": "training"}
 
 
 @dg.asset(
@@ -73,7 +72,6 @@ class ModelTrainingConfig(dg.Config):
     group_name=GROUP,
     io_manager_key="model_io_manager",
     kinds={"xgboost"},
-    op_tags=TRAINING_TAGS,
     retry_policy=TRANSIENT_RETRY,
 )
 def fraud_model(
@@ -121,7 +119,7 @@ def fraud_model(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"xgboost"}, op_tags=TRAINING_TAGS, retry_policy=TRANSIENT_RETRY)
+@dg.asset(group_name=GROUP, kinds={"xgboost"}, retry_policy=TRANSIENT_RETRY)
 def production_model(
     context: dg.AssetExecutionContext,
     fraud_model: FraudModel,
