@@ -10,6 +10,7 @@ import click
 from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
 from fraud_assets.core import drift
 from fraud_assets.core.generate import generate_transactions
+from fraud_assets.core.schema import feature_matrix
 from fraud_assets.core.storage import write_json_atomic
 from fraud_assets.core.tables import iter_transaction_chunks, read_transactions, write_table
 
@@ -49,7 +50,7 @@ def drift_command(reference, current, output, model_dir):
     columns = {name: reference_frame[name].to_numpy() for name in drift.DRIFT_FEATURES}
     if model is not None:
         columns[drift.SCORE] = model.predict_proba(
-            reference_frame.loc[:, list(model.preprocessor.input_columns)].to_numpy("float32")
+            feature_matrix(reference_frame)
         )
     accumulator = drift.DriftAccumulator(drift.build_reference(columns))
     del reference_frame, columns
@@ -57,7 +58,7 @@ def drift_command(reference, current, output, model_dir):
         values = {name: chunk[name].to_numpy() for name in drift.DRIFT_FEATURES}
         if model is not None:
             values[drift.SCORE] = model.predict_proba(
-                chunk.loc[:, list(model.preprocessor.input_columns)].to_numpy("float32")
+                feature_matrix(chunk)
             )
         accumulator.add(values)
     report = accumulator.report()

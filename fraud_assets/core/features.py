@@ -7,26 +7,30 @@ executing code (a pickle from storage could run anything).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fraud_assets.core.schema import AMOUNT, FEATURE_COLUMNS, PCA_COLUMNS, SECONDS_PER_DAY, TIME
+from fraud_assets.core.schema import (
+    AMOUNT,
+    FEATURE_COLUMNS,
+    PCA_COLUMNS,
+    SECONDS_PER_DAY,
+    TIME,
+    feature_matrix,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _AMOUNT_INDEX = FEATURE_COLUMNS.index(AMOUNT)
 _TIME_INDEX = FEATURE_COLUMNS.index(TIME)
-_PCA_INDICES = [FEATURE_COLUMNS.index(c) for c in PCA_COLUMNS]
 # V1..V28 sit side by side in the schema: a slice copies them without the temporary matrix
-# that fancy indexing builds (the values are the same either way).
-_PCA_COLUMNS_AT: slice | list[int] = (
-    slice(_PCA_INDICES[0], _PCA_INDICES[-1] + 1)
-    if _PCA_INDICES == list(range(_PCA_INDICES[0], _PCA_INDICES[-1] + 1))
-    else _PCA_INDICES
-)
+# that fancy indexing builds.
+_PCA_COLUMNS_AT = slice(FEATURE_COLUMNS.index(PCA_COLUMNS[0]), FEATURE_COLUMNS.index(PCA_COLUMNS[-1]) + 1)
+_N_PCA = len(PCA_COLUMNS)
 
 # Fraud rates differ between night and day, and amounts span five orders of magnitude:
 # hour of day (on a circle, so 23:59 sits next to 00:00) and log-amount carry that signal.
@@ -39,8 +43,22 @@ class Preprocessor:
 
     center: tuple[float, ...]
     scale: tuple[float, ...]
+    # Stored in the JSON so that a reader sees what the numbers mean; ``transform`` computes
+    # exactly these, so a file that names anything else is refused rather than misapplied.
     feature_names: tuple[str, ...] = MODEL_FEATURES
     input_columns: tuple[str, ...] = FEATURE_COLUMNS
+
+    def __post_init__(self) -> None:
+        if tuple(self.input_columns) != FEATURE_COLUMNS:
+            raise ValueError(f"input_columns must be {', '.join(FEATURE_COLUMNS)} in that order")
+        if tuple(self.feature_names) != MODEL_FEATURES:
+            raise ValueError(f"feature_names must be {', '.join(MODEL_FEATURES)} in that order")
+        if not len(self.center) == len(self.scale) == len(MODEL_FEATURES):
+            raise ValueError(f"center and scale need {len(MODEL_FEATURES)} values each")
+        if not all(math.isfinite(v) for v in self.center) or not all(
+            math.isfinite(s) and s > 0 for s in self.scale
+        ):
+            raise ValueError("center must be finite and scale finite and positive")
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
         """Map a float32 matrix in ``input_columns`` order to the model's feature matrix."""
@@ -50,17 +68,17 @@ class Preprocessor:
                 f"got shape {raw.shape}"
             )
         out = np.empty((raw.shape[0], len(self.feature_names)), dtype=np.float32)
-        out[:, : len(_PCA_INDICES)] = raw[:, _PCA_COLUMNS_AT]
-        out[:, len(_PCA_INDICES)] = np.log1p(raw[:, _AMOUNT_INDEX])
+        out[:, :_N_PCA] = raw[:, _PCA_COLUMNS_AT]
+        out[:, _N_PCA] = np.log1p(raw[:, _AMOUNT_INDEX])
         angle = (raw[:, _TIME_INDEX] % SECONDS_PER_DAY) * np.float32(2 * np.pi / SECONDS_PER_DAY)
-        out[:, len(_PCA_INDICES) + 1] = np.sin(angle)
-        out[:, len(_PCA_INDICES) + 2] = np.cos(angle)
+        out[:, _N_PCA + 1] = np.sin(angle)
+        out[:, _N_PCA + 2] = np.cos(angle)
         out -= np.asarray(self.center, dtype=np.float32)
         out *= np.asarray([1.0 / s for s in self.scale], dtype=np.float32)
         return out
 
     def transform_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.transform(frame.loc[:, list(self.input_columns)].to_numpy(dtype=np.float32))
+        return self.transform(feature_matrix(frame))
 
     def to_dict(self) -> dict:
         return {

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from fraud_assets.core.model import FraudModel
-from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL
+from fraud_assets.core.schema import LABEL, feature_matrix
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def test_auprc(model: FraudModel, test: pd.DataFrame) -> float:
     labels = test[LABEL].to_numpy()
     if labels.sum() == 0:
         raise ValueError("the test split has no frauds: AUPRC is undefined")
-    scores = model.predict_proba(test.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32))
+    scores = model.predict_proba(feature_matrix(test))
     return float(average_precision_score(labels, scores))
 
 

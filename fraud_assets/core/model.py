@@ -45,10 +45,6 @@ class FraudModel:
     log_odds_correction: float = 0.0
     manifest: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_booster(cls, booster: xgb.Booster, **fields) -> FraudModel:
-        return cls(booster_bytes=bytes(booster.save_raw("ubj")), **fields)
-
     @functools.cached_property
     def predictor(self) -> NativeBooster:
         return NativeBooster(self.booster_bytes)
@@ -70,13 +66,17 @@ class FraudModel:
         margin = np.asarray(self.margin(raw_features), dtype=np.float64) - self.log_odds_correction
         return (1.0 / (1.0 + np.exp(-margin))).astype(np.float32)
 
-    def contributions(self, raw_features: np.ndarray) -> np.ndarray:
-        """Per-feature contributions to the margin (XGBoost's own SHAP values); last column is bias."""
+    def contributions(self, raw_features: np.ndarray, *, approx: bool = False) -> np.ndarray:
+        """Per-feature contributions to the margin; the last column is the bias.
+
+        XGBoost's own: exact TreeSHAP, or with ``approx`` its path-based (Saabas) attribution,
+        about ten times cheaper, with the same sum but another split of credit.
+        """
         import xgboost as xgb
 
         features = self.preprocessor.transform(raw_features)
         matrix = xgb.DMatrix(features, feature_names=list(self.preprocessor.feature_names))
-        return self.booster.predict(matrix, pred_contribs=True)
+        return self.booster.predict(matrix, pred_contribs=True, approx_contribs=approx)
 
     def save(self, fs: fsspec.AbstractFileSystem, directory: str) -> None:
         """Write the bundle; the manifest goes last, so a folder without one is incomplete."""

@@ -133,11 +133,11 @@ class ModelRegistry:
         """Copy versions (all by default) and the pointers into ``target``; used for backup
         and restore. A version already complete in ``target`` is not copied again."""
         copied = []
+        present = set(target.version_ids())  # listed once: a listing is a request per version
         for version in versions if versions is not None else self.version_ids():
-            self._check_version(version)
-            if version in target.version_ids():
+            if version in present:
                 continue
-            model = self.load(version)
+            model = self.load(version)  # checks the version
             model.save(target.fs, target._path(version))
             copied.append(version)
         for pointer in (LATEST_POINTER, PRODUCTION_POINTER):

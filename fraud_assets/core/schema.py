@@ -108,6 +108,12 @@ def validate_frame(
     return ValidationReport(rows=len(frame), frauds=frauds)
 
 
+def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """A validated frame's features as every model path takes them: float32, in
+    :data:`FEATURE_COLUMNS` order (float64 values rounded once, as the batch reader does)."""
+    return frame.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32)
+
+
 def find_id_column(columns: list[str] | pd.Index) -> str | None:
     """The batch file's own transaction-id column, if it has one."""
     for candidate in ID_COLUMN_CANDIDATES:

@@ -67,14 +67,8 @@ def _string_array(strings: list[str]) -> pa.Array:
 
 
 def predictions_batch(
-    model: FraudModel, transaction_ids: np.ndarray | pa.Array, probabilities: np.ndarray
+    model: FraudModel, ids: pa.Array, probabilities: np.ndarray
 ) -> pa.RecordBatch:
-    if isinstance(transaction_ids, pa.Array):
-        ids = transaction_ids
-    elif transaction_ids.dtype.kind in "iuf":
-        ids = numeric_array(transaction_ids)
-    else:
-        ids = pa.array(transaction_ids)
     # One dictionary entry and an index per row, rather than a million copies of the string.
     version = pa.DictionaryArray.from_arrays(
         numeric_array(np.zeros(len(probabilities), dtype=np.int32)), _string_array([model.version])

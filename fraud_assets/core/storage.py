@@ -57,9 +57,6 @@ class Location:
         """URL of a filesystem path that lies in this location's filesystem."""
         return path if self.is_local else f"s3://{path}"
 
-    def child(self, *parts: str) -> Location:
-        return Location(posixpath.join(self.url.rstrip("/"), *parts), self.storage_options)
-
 
 def s3_storage_options(
     *,

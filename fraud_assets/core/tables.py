@@ -32,6 +32,7 @@ from fraud_assets.core.schema import (
     LABELLED_COLUMNS,
     TIME,
     DataValidationError,
+    feature_matrix,
     find_id_column,
     validate_frame,
 )
@@ -333,16 +334,11 @@ def numeric_array(values: np.ndarray) -> pa.Array:
 class FeatureChunk:
     """A block of rows ready for the model: float32 features plus row identities.
 
-    Only these two are kept (no DataFrame): a chunk waiting in a read-ahead queue costs
-    4 bytes a value.
+    Only these two are kept (no DataFrame), so a chunk costs 4 bytes a value.
     """
 
     features: np.ndarray  # shape (rows, len(FEATURE_COLUMNS)), float32, schema order
     ids: pa.Array  # the file's id column, or the 0-based row numbers
-
-    @property
-    def transaction_ids(self) -> np.ndarray:
-        return self.ids.to_numpy(zero_copy_only=False)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -469,7 +465,7 @@ def _features_via_pandas(table: pa.Table, source: str, row_offset: int) -> np.nd
     """The original conversion: validate the DataFrame (raising on problems), then to float32."""
     frame = table.to_pandas()
     validate_frame(frame, source, require_label=False, row_offset=row_offset)
-    return frame.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32)
+    return feature_matrix(frame)
 
 
 def _id_array(column: pa.Array) -> pa.Array:

@@ -17,7 +17,7 @@ from fraud_assets.core import drift
 from fraud_assets.core.evaluation import classification_report, precision_recall_points
 from fraud_assets.core.features import Preprocessor
 from fraud_assets.core.model import FraudModel, log_odds_correction_for
-from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL, SECONDS_PER_DAY, TIME
+from fraud_assets.core.schema import LABEL, SECONDS_PER_DAY, TIME, feature_matrix
 from fraud_assets.core.splits import Splits
 from fraud_assets.core.threshold import ThresholdPolicy, choose_threshold
 
@@ -43,10 +43,6 @@ class TrainingConfig:
     seed: int = 0
     n_threads: int = 0
     threshold: ThresholdPolicy = field(default_factory=ThresholdPolicy)
-
-
-def _matrix(preprocessor: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
-    return preprocessor.transform(_raw(frame))
 
 
 def _span_days(frame: pd.DataFrame) -> float:
@@ -84,10 +80,10 @@ def train_fraud_model(
 
     names = list(preprocessor.feature_names)
     train_matrix = xgb.QuantileDMatrix(
-        _matrix(preprocessor, splits.train), label=y_train, feature_names=names, max_bin=config.max_bin
+        preprocessor.transform_frame(splits.train), label=y_train, feature_names=names, max_bin=config.max_bin
     )
     valid_matrix = xgb.QuantileDMatrix(
-        _matrix(preprocessor, splits.validation), label=y_valid, feature_names=names, ref=train_matrix
+        preprocessor.transform_frame(splits.validation), label=y_valid, feature_names=names, ref=train_matrix
     )
     params = {
         "objective": "binary:logistic",
@@ -119,19 +115,20 @@ def train_fraud_model(
     training_seconds = time.perf_counter() - started
 
     created = datetime.now(UTC)
-    model = FraudModel.from_booster(
-        booster,
-        version=make_version(bytes(booster.save_raw("ubj")), created),
+    booster_bytes = bytes(booster.save_raw("ubj"))
+    model = FraudModel(
+        booster_bytes=booster_bytes,
+        version=make_version(booster_bytes, created),
         preprocessor=preprocessor,
         threshold=0.5,
         log_odds_correction=log_odds_correction_for(weight),
     )
-    valid_scores = model.predict_proba(_raw(splits.validation))
+    valid_scores = model.predict_proba(feature_matrix(splits.validation))
     choice = choose_threshold(y_valid, valid_scores, config.threshold, days=_span_days(splits.validation))
     model.threshold = choice.threshold
 
     y_test = splits.test[LABEL].to_numpy()
-    test_scores = model.predict_proba(_raw(splits.test))
+    test_scores = model.predict_proba(feature_matrix(splits.test))
     model.manifest = {
         "created_at": created.isoformat(),
         "algorithm": "xgboost",
@@ -158,10 +155,6 @@ def train_fraud_model(
         ),
     }
     return model
-
-
-def _raw(frame: pd.DataFrame) -> np.ndarray:
-    return frame.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32)
 
 
 def build_drift_reference(train: pd.DataFrame, held_out_scores: np.ndarray) -> dict:

@@ -244,6 +244,28 @@ def test_preprocessor_refuses_unknown_kinds(time_splits, kind):
         Preprocessor.from_dict(document)
 
 
+def _swap_first_two(values: list) -> list:
+    return [values[1], values[0], *values[2:]]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(input_columns=_swap_first_two(d["input_columns"])), "input_columns must be"),
+        (lambda d: d.update(feature_names=_swap_first_two(d["feature_names"])), "feature_names must be"),
+        (lambda d: d.update(center=d["center"][:-1]), "center and scale need"),
+        (lambda d: d["scale"].__setitem__(3, 0.0), "scale finite and positive"),
+        (lambda d: d["center"].__setitem__(3, float("nan")), "center must be finite"),
+    ],
+)
+def test_preprocessing_that_would_be_misapplied_is_refused(time_splits, change, message):
+    """transform computes one fixed layout: a file describing another is refused, not used."""
+    document = fit_preprocessor(time_splits.train).to_dict()
+    change(document)
+    with pytest.raises(ValueError, match=message):
+        Preprocessor.from_dict(document)
+
+
 # --- training and the bundle -----------------------------------------------------------------------
 
 

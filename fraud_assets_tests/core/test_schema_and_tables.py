@@ -321,7 +321,7 @@ def test_id_column_is_kept_across_chunks(tmp_path, long_frame):
     frame.to_parquet(path, index=False)
     chunks = list(iter_feature_chunks(str(path), chunk_rows=300))
     assert len(chunks) == 4
-    assert np.concatenate([c.transaction_ids for c in chunks]).tolist() == ids.tolist()
+    assert [i for c in chunks for i in c.ids.to_pylist()] == ids.tolist()
     features = np.concatenate([c.features for c in chunks])
     assert features.dtype == np.float32
     np.testing.assert_array_equal(
@@ -333,8 +333,8 @@ def test_without_id_column_row_numbers_continue_across_chunks(tmp_path, long_fra
     path = tmp_path / "batch.parquet"
     long_frame.head(1_000).to_parquet(path, index=False)
     chunks = list(iter_feature_chunks(str(path), chunk_rows=300))
-    assert [len(c.transaction_ids) for c in chunks] == [300, 300, 300, 100]
-    np.testing.assert_array_equal(np.concatenate([c.transaction_ids for c in chunks]),
+    assert [len(c.ids) for c in chunks] == [300, 300, 300, 100]
+    np.testing.assert_array_equal(np.concatenate([c.ids.to_numpy() for c in chunks]),
                                   np.arange(1_000))
 
 
@@ -349,7 +349,7 @@ def test_csv_ids_are_text_and_may_change_shape_after_the_first_block(tmp_path, l
     path = write_ulb_csv(frame, tmp_path / "batch.csv")
     chunks = list(iter_feature_chunks(str(path), chunk_rows=1_000))
     assert len(chunks) > 1
-    assert np.concatenate([c.transaction_ids for c in chunks]).tolist() == ids
+    assert [i for c in chunks for i in c.ids.to_pylist()] == ids
 
 
 # --- write_table ----------------------------------------------------------------------------------
