@@ -265,15 +265,26 @@ def test_overlay_joins_the_monitoring_network_where_the_pushgateway_is() -> None
     overlay = yaml.safe_load(OVERLAY.read_text())
     # The code server pushes to the Pushgateway; Prometheus scrapes the scoring service.
     assert set(overlay["services"]) == {"code-server", "fraud-inference"}
-    network = overlay["networks"]["monitoring"]
-    assert network["external"] is True
+    assert all(network["external"] is True for network in overlay["networks"].values())
+    monitoring = yaml.safe_load(MONITORING.read_text())
+    names = {key: network["name"] for key, network in monitoring["networks"].items()}
+
+    def joined(services: dict, service: str, networks: dict) -> set[str]:
+        return {networks[key]["name"] if "name" in networks[key] else names[key]
+                for key in services[service]["networks"] if key != "default"}
+
     example = (DEPLOYMENT / "compose.env.example").read_text()
     (url,) = re.findall(r"^FRAUD_PUSHGATEWAY_URL=(\S+)$", example, flags=re.MULTILINE)
     host, port = url.removeprefix("http://").split(":")
-    monitoring = yaml.safe_load(MONITORING.read_text())
-    assert network["name"] in {n.get("name") for n in monitoring["networks"].values()}
-    assert host in monitoring["services"]
     assert port == "9091", "the Pushgateway's own port, not a published host port"
+    code_server = joined(overlay["services"], "code-server", overlay["networks"])
+    # The runs reach the Pushgateway and nothing else of the monitoring stack, whose other
+    # members must not reach the code server's unauthenticated gRPC port either.
+    assert code_server & joined(monitoring["services"], host, monitoring["networks"])
+    for other in set(monitoring["services"]) - {host}:
+        assert not code_server & joined(monitoring["services"], other, monitoring["networks"]), other
+    assert names["monitoring"] in joined(overlay["services"], "fraud-inference", overlay["networks"])
+    assert names["monitoring"] in joined(monitoring["services"], "prometheus", monitoring["networks"])
 
 
 def test_prometheus_scrapes_the_scoring_service_where_it_listens(compose: dict) -> None:
