@@ -5,7 +5,6 @@ or S3; values come from the environment through :class:`dagster.EnvVar`, so the 
 variable's name rather than its value.
 """
 
-import logging
 import os
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from fraud_assets.core.model import FraudModel
 from fraud_assets.core.registry import ModelRegistry
 from fraud_assets.core.storage import Location, s3_storage_options
 from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS
-
-log = logging.getLogger(__name__)
 
 DEFAULT_BUCKETS = {
     "FRAUD_DATA_BUCKET": "card-fraud-prod-data",
@@ -131,7 +128,7 @@ def storage_for(env: str) -> FraudStorage:
             # Plain values, not EnvVar: the CLI builds this resource outside Dagster, and
             # none of these is a secret.
             s3_endpoint_url=os.environ.get("FRAUD_S3_ENDPOINT_URL") or None,
-            aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+            aws_region=_aws_region(),
             kms_key_id=os.environ.get("FRAUD_KMS_KEY_ID") or None,
         )
     root = local_root()
@@ -143,11 +140,22 @@ def storage_for(env: str) -> FraudStorage:
     )
 
 
+def _aws_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
 def gate_from_env() -> QualityGate:
-    return QualityGate(
-        auprc_floor=float(os.environ.get("FRAUD_AUPRC_FLOOR", 0.5)),
-        max_auprc_regression=float(os.environ.get("FRAUD_MAX_AUPRC_REGRESSION", 0.02)),
-    )
+    """The gate with FRAUD_AUPRC_FLOOR / FRAUD_MAX_AUPRC_REGRESSION where set; defaults
+    are the resource's own."""
+    overrides = {
+        field: float(os.environ[variable])
+        for field, variable in (
+            ("auprc_floor", "FRAUD_AUPRC_FLOOR"),
+            ("max_auprc_regression", "FRAUD_MAX_AUPRC_REGRESSION"),
+        )
+        if os.environ.get(variable)
+    }
+    return QualityGate(**overrides)
 
 
 class MetricsPusher(dg.ConfigurableResource):
@@ -208,5 +216,5 @@ def s3_client():
     return boto3.client(
         "s3",
         endpoint_url=os.environ.get("FRAUD_S3_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        region_name=_aws_region(),
     )
