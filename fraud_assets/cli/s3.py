@@ -8,7 +8,8 @@ import posixpath
 import click
 
 from fraud_assets.core.s3_admin import bootstrap_bucket, plan_buckets
-from fraud_assets.core.tables import has_label, read_transactions
+from fraud_assets.core.storage import sse_arguments
+from fraud_assets.core.tables import has_label, iter_transaction_chunks
 
 
 def _buckets_and_client():
@@ -45,15 +46,13 @@ def bootstrap(kms_key_id: str | None) -> None:
 def upload(path: str, key: str | None) -> None:
     """Validate a transactions file, then upload it to the data bucket (encrypted)."""
     labelled = has_label(os.path.abspath(path))
-    read_transactions(os.path.abspath(path), require_label=labelled, source=path)
+    # Chunk by chunk: the whole file is validated without being held in memory.
+    for _ in iter_transaction_chunks(os.path.abspath(path), require_label=labelled, source=path):
+        pass
     key = key or ("raw/creditcard.csv" if labelled else posixpath.join("incoming", os.path.basename(path)))
     names, client = _buckets_and_client()
     bucket = names["data"]
-    kms_key_id = os.environ.get("FRAUD_KMS_KEY_ID")
-    encryption = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-        if kms_key_id
-        else {"ServerSideEncryption": "AES256"}
+    client.upload_file(
+        path, bucket, key, ExtraArgs=sse_arguments(os.environ.get("FRAUD_KMS_KEY_ID") or None)
     )
-    client.upload_file(path, bucket, key, ExtraArgs=encryption)
     click.echo(f"uploaded {path} to s3://{bucket}/{key}")

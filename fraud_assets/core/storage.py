@@ -58,6 +58,13 @@ class Location:
         return path if self.is_local else f"s3://{path}"
 
 
+def sse_arguments(kms_key_id: str | None) -> dict[str, str]:
+    """S3 PUT arguments that encrypt an object: with the KMS key when given, else AES256."""
+    if kms_key_id:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    return {"ServerSideEncryption": "AES256"}
+
+
 def s3_storage_options(
     *,
     endpoint_url: str | None = None,
@@ -65,17 +72,13 @@ def s3_storage_options(
     kms_key_id: str | None = None,
 ) -> dict[str, Any]:
     """s3fs options that encrypt every object written (AES256, or KMS when a key is given)."""
-    if kms_key_id:
-        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-    else:
-        encryption = {"ServerSideEncryption": "AES256"}
     client_kwargs: dict[str, Any] = {}
     if endpoint_url:
         client_kwargs["endpoint_url"] = endpoint_url
     if region:
         client_kwargs["region_name"] = region
     return {
-        "s3_additional_kwargs": encryption,
+        "s3_additional_kwargs": sse_arguments(kms_key_id),
         "client_kwargs": client_kwargs,
         # Listings must see objects that other processes wrote moments ago.
         "use_listings_cache": False,
