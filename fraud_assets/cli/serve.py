@@ -18,8 +18,8 @@ import click
                    "cores); smaller requests use one.")
 @click.option("--contributions", type=click.Choice(["exact", "approx"]), default="exact",
               show_default=True,
-              help="exact: TreeSHAP. approx: XGBoost's path-based attribution, ~10x cheaper "
-                   "for large batches.")
+              help="exact: XGBoost's TreeSHAP values. approx: its path-based (Saabas) "
+                   "attribution: same sum, another split of credit.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request (costs latency at high request rates).")
 def serve_command(

@@ -4,14 +4,17 @@ A bundle is a folder of three files: ``model.ubj`` (XGBoost's native format), an
 ``preprocessing.json`` and ``manifest.json`` (threshold, metrics, drift reference). None of
 them is executed when loaded.
 
-Probabilities come from XGBoost's C library directly (:mod:`fraud_assets.core.xgboost_runtime`);
-the ``xgboost`` package, which takes seconds to import, is loaded only for contributions.
+Probabilities come from XGBoost's C library directly (:mod:`fraud_assets.core.xgboost_runtime`).
+Exact contributions come from tables built per model (:mod:`fraud_assets.core.tree_shap`),
+checked against XGBoost's own when first used; the ``xgboost`` package, which takes seconds
+to import, is loaded only for that check and for approximate contributions.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import posixpath
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ import numpy as np
 
 from fraud_assets.core.features import Preprocessor
 from fraud_assets.core.storage import write_bytes_atomic, write_json_atomic
+from fraud_assets.core.tree_shap import TreeShapTables, UnsupportedModel
 from fraud_assets.core.xgboost_runtime import NativeBooster
 
 if TYPE_CHECKING:
@@ -30,6 +34,19 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.ubj"
 PREPROCESSING_FILE = "preprocessing.json"
 MANIFEST_FILE = "manifest.json"
+
+log = logging.getLogger(__name__)
+
+# Rows on which the tables are compared with XGBoost's own contributions before first use:
+# standardised features, spread wide enough to take both sides of most splits, some missing.
+_CHECK_ROWS = 512
+_CHECK_TOLERANCE = 1e-4  # relative to the largest contribution; float32 rounding is ~1e-6
+
+
+@dataclass(frozen=True)
+class _ExactContributions:
+    tables: TreeShapTables
+    bias: np.float32  # XGBoost's last column: the same for every row
 
 
 @dataclass
@@ -69,14 +86,50 @@ class FraudModel:
     def contributions(self, raw_features: np.ndarray, *, approx: bool = False) -> np.ndarray:
         """Per-feature contributions to the margin; the last column is the bias.
 
-        XGBoost's own: exact TreeSHAP, or with ``approx`` its path-based (Saabas) attribution,
-        about ten times cheaper, with the same sum but another split of credit.
+        XGBoost's: exact TreeSHAP (``pred_contribs``), or with ``approx`` its path-based
+        (Saabas) attribution, with the same sum but another split of credit. Exact values
+        come from :class:`TreeShapTables` where the model allows, else from XGBoost itself.
         """
+        features = self.preprocessor.transform(raw_features)
+        exact = None if approx else self._exact_contributions
+        if exact is None:
+            return self._xgboost_contributions(features, approx=approx)
+        result = np.empty((len(features), features.shape[1] + 1), dtype=np.float32)
+        result[:, :-1] = exact.tables.shap_values(features)
+        result[:, -1] = exact.bias
+        return result
+
+    def _xgboost_contributions(self, features: np.ndarray, *, approx: bool) -> np.ndarray:
         import xgboost as xgb
 
-        features = self.preprocessor.transform(raw_features)
         matrix = xgb.DMatrix(features, feature_names=list(self.preprocessor.feature_names))
         return self.booster.predict(matrix, pred_contribs=True, approx_contribs=approx)
+
+    @functools.cached_property
+    def _exact_contributions(self) -> _ExactContributions | None:
+        """The tables for this model, once they reproduce XGBoost's values; None: use XGBoost's."""
+        try:
+            tables = TreeShapTables.from_xgboost_json(json.loads(self.predictor.to_json()))
+        except UnsupportedModel as reason:
+            log.info("model %s: XGBoost computes exact contributions (%s)", self.version, reason)
+            return None
+        rng = np.random.default_rng(0)
+        rows = rng.normal(scale=2.0, size=(_CHECK_ROWS, tables.num_features)).astype(np.float32)
+        rows[rng.random(rows.shape) < 0.05] = np.nan
+        expected = self._xgboost_contributions(rows, approx=False)
+        error = float(np.abs(tables.shap_values(rows) - expected[:, :-1]).max())
+        if error > _CHECK_TOLERANCE * max(1.0, float(np.abs(expected).max())):
+            log.warning(
+                "model %s: contribution tables differ from XGBoost's by %.3g; using XGBoost's",
+                self.version,
+                error,
+            )
+            return None
+        log.info(
+            "model %s: exact contributions from %d tables (%.1f MiB), %.2g from XGBoost's",
+            self.version, len(tables.group_splits), tables.cases.nbytes / 2**20, error,
+        )
+        return _ExactContributions(tables, np.float32(expected[0, -1]))
 
     def save(self, fs: fsspec.AbstractFileSystem, directory: str) -> None:
         """Write the bundle; the manifest goes last, so a folder without one is incomplete."""

@@ -27,8 +27,8 @@ class TrainingConfig:
     n_estimators: int = 1000
     # Depth-4 trees at a step of 0.2 scored test AUPRC +0.014 on average over 24 generated
     # ULB-size datasets (better on 14) against depth 6 at 0.05, and early stopping keeps a
-    # steadier number of them (43 to 284 against 13 to 452): prediction and, above all,
-    # TreeSHAP explanations cost per leaf (docs/performance.md).
+    # steadier number of them (43 to 284 against 13 to 452): prediction and explanations
+    # cost per leaf (docs/performance.md).
     learning_rate: float = 0.2
     max_depth: int = 4
     min_child_weight: float = 1.0

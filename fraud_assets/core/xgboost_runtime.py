@@ -8,7 +8,7 @@ loads the shared library that the package itself wraps, found by the package's o
 and the same entry point (``XGBoosterPredictFromDense``) as ``Booster.inplace_predict``, so
 the margins are identical, bit for bit (tested against the package).
 
-Training, TreeSHAP contributions and model introspection keep using the package.
+Training, approximate contributions and model introspection keep using the package.
 """
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ def _library() -> ctypes.CDLL:
     library.XGBoosterFree.argtypes = [_Handle]
     library.XGBoosterLoadModelFromBuffer.argtypes = [_Handle, ctypes.c_void_p, _ULong]
     library.XGBoosterGetNumFeature.argtypes = [_Handle, ctypes.POINTER(_ULong)]
+    library.XGBoosterSaveModelToBuffer.argtypes = [
+        _Handle,
+        ctypes.c_char_p,  # {"format": ...}
+        ctypes.POINTER(_ULong),
+        ctypes.POINTER(ctypes.c_char_p),
+    ]
     library.XGBoosterPredictFromDense.argtypes = [
         _Handle,
         ctypes.c_char_p,  # the input as a JSON array interface
@@ -132,3 +138,15 @@ class NativeBooster:
         out_shape = tuple(int(shape[i]) for i in range(dims.value))
         # The buffer belongs to the booster and is reused by this thread's next call: copy.
         return np.ctypeslib.as_array(result, shape=out_shape).copy()
+
+    def to_json(self) -> bytes:
+        """The model in XGBoost's JSON format (what ``Booster.save_raw("json")`` returns)."""
+        length = _ULong()
+        data = ctypes.c_char_p()
+        _check(
+            _library().XGBoosterSaveModelToBuffer(
+                self._handle, b'{"format": "json"}', ctypes.byref(length), ctypes.byref(data)
+            )
+        )
+        # The buffer belongs to the booster: copy it out.
+        return ctypes.string_at(data, length.value)

@@ -49,7 +49,8 @@ class ServingModel:
 
 
 def _warm_up(model: FraudModel) -> None:
-    """First predictions allocate XGBoost's caches; pay that before serving, not in a request."""
+    """Pay first-use costs before serving, not in a request: XGBoost's caches, and the
+    contribution tables (built and checked against XGBoost's own values)."""
     row = np.zeros((1, len(FEATURE_COLUMNS)), dtype=np.float32)
     model.predict_proba(row)
     model.contributions(row)

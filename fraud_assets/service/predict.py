@@ -31,9 +31,9 @@ def _use_threads(threads: int) -> None:
 def contributions(model: FraudModel, features: np.ndarray, method: str) -> np.ndarray:
     """Per-feature contributions to the margin, bias column dropped.
 
-    ``exact`` is TreeSHAP (``FraudModel.contributions``, the default). ``approx`` is
-    XGBoost's path-based (Saabas) attribution: about 10x cheaper, the same sum, but the
-    split of credit between features is an approximation.
+    ``exact`` is XGBoost's TreeSHAP (``FraudModel.contributions``, the default). ``approx``
+    is XGBoost's path-based (Saabas) attribution: the same sum, but the split of credit
+    between features is an approximation.
     """
     return model.contributions(features, approx=method == "approx")[:, :-1]
 

@@ -31,6 +31,16 @@ def test_margins_equal_the_packages_inplace_predict_bit_for_bit(trained_model, f
     np.testing.assert_array_equal(native, expected)
 
 
+def test_json_export_is_the_packages(trained_model):
+    package = xgb.Booster()
+    package.load_model(bytearray(trained_model.booster_bytes))
+
+    exported = NativeBooster(trained_model.booster_bytes).to_json()
+
+    assert exported == bytes(package.save_raw("json"))
+    assert exported.startswith(b"{")
+
+
 def test_non_contiguous_and_float64_input_gives_the_same_margins(trained_model, features):
     booster = NativeBooster(trained_model.booster_bytes)
     expected = booster.predict_margin(features)
