@@ -36,8 +36,10 @@ import numpy as np
 GROUP_SPLITS = 8
 # A single root-to-leaf path is always one group, so deeper trees need longer case numbers.
 MAX_PATH_SPLITS = 16
-# Table entries (float32) beyond which the model is left to XGBoost: 64 MiB.
-MAX_TABLE_ENTRIES = 1 << 24
+# Table entries (float32) beyond which the model is left to XGBoost: 32 MiB. Lookups in
+# larger tables miss the caches: 100 full-grown trees of depth 8 (44 MiB) scored 1,000 rows no
+# faster than XGBoost on two cores, 200 of depth 7 (28 MiB) still 2.4 times faster.
+MAX_TABLE_ENTRIES = 1 << 23
 # Rows are scored in passes of at most this many (slot, row) values, so that a pass's
 # temporaries (about 12 bytes per value) stay near 1.5 MB, within a core's cache: passes of
 # whole 1,000-row batches took twice as long (docs/performance.md).
@@ -190,21 +192,29 @@ def _tree_groups(
 
 def _fill_tables(pending: dict[int, list[_PendingLeaf]]) -> None:
     """Add every leaf's Shapley values to its group's table, for every case of the group."""
-    for width, leaves in pending.items():
-        shapley = leaf_shapley_values(
-            np.array([leaf.value for leaf in leaves]),
-            np.array([leaf.zero_fractions for leaf in leaves]).reshape(len(leaves), width),
-        )
-        for leaf, values in zip(leaves, shapley, strict=True):
-            cases = np.arange(len(leaf.group.table))
-            leaf_case = np.zeros_like(cases)
-            for k, conditions in enumerate(leaf.conditions):
-                on_path = np.ones(len(cases), dtype=bool)
-                for bit, went_left in conditions:
-                    on_path &= ((cases >> bit) & 1).astype(bool) == went_left
-                leaf_case |= on_path.astype(cases.dtype) << k
-            for k, feature in enumerate(leaf.features):
-                leaf.group.table[:, leaf.group.features.index(feature)] += values[leaf_case, k]
+    for width, all_leaves in pending.items():
+        # Each leaf's values take 2**width * width floats (and twice that while computed).
+        step = max(1, _ELEMENTS_PER_PASS // (2**width * width))
+        for start in range(0, len(all_leaves), step):
+            _add_leaves(width, all_leaves[start : start + step])
+
+
+def _add_leaves(width: int, leaves: list[_PendingLeaf]) -> None:
+    shapley = leaf_shapley_values(
+        np.array([leaf.value for leaf in leaves]),
+        np.array([leaf.zero_fractions for leaf in leaves]).reshape(len(leaves), width),
+    )
+    for leaf, values in zip(leaves, shapley, strict=True):
+        # For every case of the group: which of the leaf's features the row takes the path at.
+        cases = np.arange(len(leaf.group.table))
+        leaf_case = np.zeros_like(cases)
+        for k, conditions in enumerate(leaf.conditions):
+            on_path = np.ones(len(cases), dtype=bool)
+            for bit, went_left in conditions:
+                on_path &= ((cases >> bit) & 1).astype(bool) == went_left
+            leaf_case |= on_path.astype(cases.dtype) << k
+        for k, feature in enumerate(leaf.features):
+            leaf.group.table[:, leaf.group.features.index(feature)] += values[leaf_case, k]
 
 
 @dataclass(frozen=True)
