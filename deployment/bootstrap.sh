@@ -174,12 +174,16 @@ setup_local_postgres() {
         die "DAGSTER_PG_USERNAME, DAGSTER_PG_DB and DAGSTER_PG_PASSWORD must be set in ${ENV_FILE}"
 
     # psql variables quote the names and the password, so no value is pasted into SQL text;
-    # \gexec runs the CREATE only when the SELECT finds it missing.
+    # \gexec runs the CREATE only when the SELECT finds it missing. The password reaches psql
+    # through its environment (readable by root and the postgres user only), not its command
+    # line, which any local user can read in /proc while it runs.
     log "ensuring role ${user} and database ${db}"
     (
         cd /
+        export FRAUD_BOOTSTRAP_PG_PASSWORD="${password}"
         runuser -u postgres -- psql --quiet --no-psqlrc -v ON_ERROR_STOP=1 \
-            -v role_name="${user}" -v db_name="${db}" -v role_password="${password}" <<'SQL'
+            -v role_name="${user}" -v db_name="${db}" <<'SQL'
+\getenv role_password FRAUD_BOOTSTRAP_PG_PASSWORD
 SELECT format('CREATE ROLE %I LOGIN', :'role_name')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role_name') \gexec
 ALTER ROLE :"role_name" WITH LOGIN PASSWORD :'role_password';

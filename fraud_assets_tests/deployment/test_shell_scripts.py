@@ -8,6 +8,7 @@ the units need, and its SQL is run twice against a real PostgreSQL when one is a
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -78,6 +79,13 @@ def test_compose_provides_everything_dagster_yaml_reads() -> None:
     assert needed <= provided, needed - provided
 
 
+def test_bootstrap_keeps_the_database_password_off_command_lines() -> None:
+    script = BOOTSTRAP.read_text()
+    (psql_call,) = re.findall(r"runuser -u postgres -- psql.*?<<'SQL'", script, flags=re.DOTALL)
+    assert "password" not in psql_call
+    assert "\\getenv role_password FRAUD_BOOTSTRAP_PG_PASSWORD" in _bootstrap_sql()
+
+
 def _bootstrap_sql() -> str:
     (sql,) = re.findall(r"<<'SQL'\n(.*?)\nSQL\n", BOOTSTRAP.read_text(), flags=re.DOTALL)
     return sql
@@ -96,17 +104,18 @@ def test_bootstrap_sql_is_idempotent_against_postgres() -> None:
     try:
         for _ in range(2):
             result = run(
-                [*admin, "-v", "ON_ERROR_STOP=1", "-v", f"role_name={role}",
-                 "-v", f"db_name={db}", "-v", f"role_password={password}"],
+                [*admin, "-v", "ON_ERROR_STOP=1", "-v", f"role_name={role}", "-v", f"db_name={db}"],
                 input=_bootstrap_sql(),
+                env={**os.environ, "FRAUD_BOOTSTRAP_PG_PASSWORD": password},
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
         query = (
-            "SELECT r.rolcanlogin, pg_get_userbyid(d.datdba) FROM pg_roles r, pg_database d "
+            "SELECT r.rolcanlogin, pg_get_userbyid(d.datdba), r.rolpassword IS NOT NULL "
+            "FROM pg_authid r, pg_database d "
             f"WHERE r.rolname = '{role}' AND d.datname = '{db}'"
         )
         check = run([*admin, "-At", "-c", query])
-        assert check.stdout.strip() == f"t|{role}", check.stdout + check.stderr
+        assert check.stdout.strip() == f"t|{role}|t", check.stdout + check.stderr
     finally:
         run([*admin, "-c", f'DROP DATABASE IF EXISTS "{db}"'])
         run([*admin, "-c", f'DROP ROLE IF EXISTS "{role}"'])
