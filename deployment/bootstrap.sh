@@ -174,23 +174,32 @@ setup_local_postgres() {
         die "DAGSTER_PG_USERNAME, DAGSTER_PG_DB and DAGSTER_PG_PASSWORD must be set in ${ENV_FILE}"
 
     # psql variables quote the names and the password, so no value is pasted into SQL text;
-    # \gexec runs the CREATE only when the SELECT finds it missing. The password reaches psql
-    # through its environment (readable by root and the postgres user only), not its command
-    # line, which any local user can read in /proc while it runs.
+    # \gexec runs the CREATE only when the SELECT finds it missing. The password goes in on
+    # psql's standard input: a command line can be read by any local user in /proc.
     log "ensuring role ${user} and database ${db}"
     (
         cd /
-        export FRAUD_BOOTSTRAP_PG_PASSWORD="${password}"
-        runuser -u postgres -- psql --quiet --no-psqlrc -v ON_ERROR_STOP=1 \
-            -v role_name="${user}" -v db_name="${db}" <<'SQL'
-\getenv role_password FRAUD_BOOTSTRAP_PG_PASSWORD
+        {
+            psql_set_literal role_password "${password}"
+            cat <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', :'role_name')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role_name') \gexec
 ALTER ROLE :"role_name" WITH LOGIN PASSWORD :'role_password';
 SELECT format('CREATE DATABASE %I OWNER %I', :'db_name', :'role_name')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db_name') \gexec
 SQL
+        } | runuser -u postgres -- psql --quiet --no-psqlrc -v ON_ERROR_STOP=1 \
+            -v role_name="${user}" -v db_name="${db}"
     )
+}
+
+# A psql "\set NAME 'VALUE'" line for any one-line value: inside single quotes psql reads a
+# backslash as an escape and '' as a quote, so both are doubled.
+psql_set_literal() {
+    local value
+    # Through sed's standard input (printf is a builtin): the value never becomes an argument.
+    value="$(printf '%s' "$2" | sed -e 's/\\/\\\\/g' -e "s/'/''/g")"
+    printf '%s\n' "\\set $1 '${value}'"
 }
 
 install_configuration() {

@@ -8,7 +8,9 @@ the units need, and its SQL is run twice against a real PostgreSQL when one is a
 
 from __future__ import annotations
 
-import os
+import base64
+import hashlib
+import hmac
 import re
 import uuid
 
@@ -81,14 +83,37 @@ def test_compose_provides_everything_dagster_yaml_reads() -> None:
 
 def test_bootstrap_keeps_the_database_password_off_command_lines() -> None:
     script = BOOTSTRAP.read_text()
-    (psql_call,) = re.findall(r"runuser -u postgres -- psql.*?<<'SQL'", script, flags=re.DOTALL)
+    (psql_call,) = re.findall(r"\| runuser -u postgres -- psql[^\n]*\\\n[^\n]*", script)
     assert "password" not in psql_call
-    assert "\\getenv role_password FRAUD_BOOTSTRAP_PG_PASSWORD" in _bootstrap_sql()
+    assert "psql_set_literal role_password" in script
 
 
 def _bootstrap_sql() -> str:
     (sql,) = re.findall(r"<<'SQL'\n(.*?)\nSQL\n", BOOTSTRAP.read_text(), flags=re.DOTALL)
     return sql
+
+
+def _bootstrap_stdin(password: str) -> str:
+    """What bootstrap.sh feeds psql: its \\set line for the password, then the SQL."""
+    (function,) = re.findall(r"^psql_set_literal\(\) \{\n.*?^\}\n", BOOTSTRAP.read_text(), flags=re.DOTALL | re.M)
+    line = run(["bash", "-c", f'{function}\npsql_set_literal role_password "$1"', "_", password])
+    assert line.returncode == 0, line.stderr
+    return line.stdout + _bootstrap_sql() + "\n"
+
+
+def _scram_verifier_matches(verifier: str, password: str) -> bool:
+    """Check a PostgreSQL SCRAM-SHA-256 verifier against a password (RFC 5802, 7677)."""
+    method, rest = verifier.split("$", 1)
+    iterations_salt, keys = rest.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key, server_key = keys.split(":")
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return (
+        method == "SCRAM-SHA-256"
+        and hashlib.sha256(client_key).digest() == base64.b64decode(stored_key)
+        and hmac.new(salted, b"Server Key", "sha256").digest() == base64.b64decode(server_key)
+    )
 
 
 @pytest.mark.integration
@@ -99,23 +124,25 @@ def test_bootstrap_sql_is_idempotent_against_postgres() -> None:
         pytest.skip("no PostgreSQL with trust auth on 127.0.0.1:5432")
     suffix = uuid.uuid4().hex[:8]
     role, db = f"cf_boot_role_{suffix}", f"cf_boot_db_{suffix}"
-    # Quotes in the password prove it is bound as a psql variable, not pasted into SQL.
-    password = "p'w\"d;--"
+    # Quotes, backslashes and shell syntax: the password must arrive exactly, bound as a psql
+    # variable rather than pasted into SQL or run by a shell.
+    password = "p'w\\\"d;--\\'$(id)"
     try:
         for _ in range(2):
             result = run(
                 [*admin, "-v", "ON_ERROR_STOP=1", "-v", f"role_name={role}", "-v", f"db_name={db}"],
-                input=_bootstrap_sql(),
-                env={**os.environ, "FRAUD_BOOTSTRAP_PG_PASSWORD": password},
+                input=_bootstrap_stdin(password),
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
         query = (
-            "SELECT r.rolcanlogin, pg_get_userbyid(d.datdba), r.rolpassword IS NOT NULL "
-            "FROM pg_authid r, pg_database d "
+            "SELECT r.rolcanlogin, pg_get_userbyid(d.datdba), r.rolpassword FROM pg_authid r, pg_database d "
             f"WHERE r.rolname = '{role}' AND d.datname = '{db}'"
         )
         check = run([*admin, "-At", "-c", query])
-        assert check.stdout.strip() == f"t|{role}|t", check.stdout + check.stderr
+        can_login, owner, verifier = check.stdout.strip().split("|")
+        assert (can_login, owner) == ("t", role), check.stdout + check.stderr
+        assert _scram_verifier_matches(verifier, password)
+        assert not _scram_verifier_matches(verifier, password + "x")
     finally:
         run([*admin, "-c", f'DROP DATABASE IF EXISTS "{db}"'])
         run([*admin, "-c", f'DROP ROLE IF EXISTS "{role}"'])
