@@ -68,7 +68,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
 class ModelRegistryIOManager(dg.ConfigurableIOManager):
     """A trained model is stored as a new version in the registry; loading it returns the
-    newest trained version (the candidate), which may or may not be in production."""
+    version that the upstream materialisation saved (the candidate), which may or may not be
+    in production."""
 
     storage: dg.ResourceDependency[FraudStorage]
 
@@ -76,10 +77,42 @@ class ModelRegistryIOManager(dg.ConfigurableIOManager):
         registry = self.storage.registry()
         version = registry.save(obj)
         context.add_output_metadata(
-            {"uri": dg.MetadataValue.path(registry.location.url_of(version))}
+            {
+                MODEL_VERSION_KEY: version,
+                "uri": dg.MetadataValue.path(registry.location.url_of(version)),
+            }
         )
 
     def load_input(self, context: dg.InputContext) -> FraudModel:
-        return self.storage.registry().load_latest()
+        registry = self.storage.registry()
+        version = _recorded_model_version(context)
+        return registry.load(version) if version else registry.load_latest()
 
 
+MODEL_VERSION_KEY = "model_version"
+
+
+def _recorded_model_version(context: dg.InputContext) -> str | None:
+    """The version the upstream materialisation recorded: this run's own, if the run made one,
+    else the latest on record. None when there is no record (a context built outside a run).
+
+    Not simply the registry's newest: a training run started meanwhile (from the UI, say)
+    would otherwise swap its model under this run's gate and promotion.
+    """
+    try:
+        run_id, instance = context.step_context.run_id, context.instance
+    except dg.DagsterInvariantViolationError:
+        return None
+    key = context.asset_key
+    entries = [
+        record.event_log_entry
+        for record in instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        if record.event_log_entry.dagster_event.asset_key == key
+    ]
+    entry = entries[-1] if entries else instance.get_latest_materialization_event(key)
+    if entry is None or entry.asset_materialization is None:
+        return None
+    recorded = entry.asset_materialization.metadata.get(MODEL_VERSION_KEY)
+    return recorded.value if recorded is not None else None

@@ -1,6 +1,7 @@
 """The whole asset graph, materialised in process on small generated data."""
 
 import json
+from dataclasses import replace
 
 import dagster as dg
 import pandas as pd
@@ -103,6 +104,30 @@ def test_gate_fails_when_candidate_is_worse_than_production(project, instance, m
     assert ">= floor 0.0000" in gate.description
     assert f"more than 0.0200 of production {first}" in gate.description
     assert registry.production_version() == first
+
+
+def test_gate_and_promotion_use_the_version_their_training_recorded(project, instance, monkeypatch):
+    # Training whose gate fails leaves a candidate that is not in production...
+    monkeypatch.setenv("FRAUD_AUPRC_FLOOR", "0.9999")
+    assert not run_pipeline(instance, job="training_job").success
+    monkeypatch.delenv("FRAUD_AUPRC_FLOOR")
+    registry = ModelRegistry(Location(str(project / "models")))
+    candidate = registry.latest_version()
+    recorded = instance.get_latest_materialization_event(dg.AssetKey("fraud_model")).asset_materialization
+    assert recorded.metadata["model_version"].value == candidate
+    # ...then another training saves a newer version before this one is promoted.
+    newer = replace(registry.load(candidate), version="xgb-20990101T000000Z-00000000")
+    registry.save(newer)
+    assert registry.latest_version() == newer.version
+
+    promotion = (
+        build_definitions("local")
+        .resolve_job_def("training_job")
+        .execute_in_process(instance=instance, asset_selection=[dg.AssetKey("production_model")])
+    )
+
+    assert promotion.success
+    assert registry.production_version() == candidate
 
 
 def test_bad_raw_dataset_stops_before_training(project, instance):
