@@ -128,7 +128,8 @@ def production_model(
     quality_gate: QualityGate,
     metrics: MetricsPusher,
 ) -> dg.MaterializeResult:
-    """The model in service: the newest model that passed the quality gate.
+    """The model in service: the `fraud_model` this run trained (or, materialised on its own,
+    the last one trained), once it passed the quality gate.
 
     Runs only when the blocking gate check on `fraud_model` passed; it evaluates the same gate
     again so that materialising it on its own can never promote a failing model. Earlier
