@@ -9,7 +9,6 @@ import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
 from fraud_assets.core import drift
-from fraud_assets.core.generate import generate_transactions
 from fraud_assets.core.schema import feature_matrix
 from fraud_assets.core.storage import write_json_atomic
 from fraud_assets.core.tables import iter_transaction_chunks, read_transactions, write_table
@@ -27,6 +26,8 @@ from fraud_assets.core.tables import iter_transaction_chunks, read_transactions,
               help="Shift the genuine population (0: none; 0.5: clearly drifted).")
 def generate_command(n_samples, output, seed, start_day, n_days, no_labels, drift):
     """Generate realistic transactions in the creditcard.csv schema."""
+    from fraud_assets.core.generate import generate_transactions  # pandas: not for `fraud --help`
+
     output_table(output)
     frame = generate_transactions(
         n_samples, seed=seed, start_day=start_day, n_days=n_days, labels=not no_labels, drift=drift

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from fraud_assets.core.generate import generate_transactions
 from fraud_assets.core.tables import write_table
 
 DAGSTER_HOME_DIR = ".dagster_home"
@@ -23,6 +22,8 @@ def _demo_dates(days: int) -> list[str]:
 
 def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift: float, seed: int) -> list[str]:
     """Write the labelled dataset and one unlabelled batch per day, unless already there."""
+    from fraud_assets.core.generate import generate_transactions  # pandas: not for `fraud --help`
+
     raw = root / "data" / "raw" / "creditcard.csv"
     if not raw.exists():
         click.echo(f"generating {rows} labelled transactions -> {raw.relative_to(root)}")

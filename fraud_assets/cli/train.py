@@ -7,12 +7,6 @@ import os
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table
-from fraud_assets.core.features import fit_preprocessor
-from fraud_assets.core.splits import split_transactions
-from fraud_assets.core.storage import write_json_atomic
-from fraud_assets.core.tables import read_transactions
-from fraud_assets.core.threshold import ThresholdPolicy
-from fraud_assets.core.training import TrainingConfig, train_fraud_model
 
 
 @click.command("train")
@@ -32,6 +26,15 @@ from fraud_assets.core.training import TrainingConfig, train_fraud_model
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
                   false_alert_cost, alerts_per_day, split_strategy, model_type, seed):
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
+    # Imported here: training's libraries (pandas, scikit-learn, xgboost) take seconds, which
+    # `fraud --help` and the other commands should not pay.
+    from fraud_assets.core.features import fit_preprocessor
+    from fraud_assets.core.splits import split_transactions
+    from fraud_assets.core.storage import write_json_atomic
+    from fraud_assets.core.tables import read_transactions
+    from fraud_assets.core.threshold import ThresholdPolicy
+    from fraud_assets.core.training import TrainingConfig, train_fraud_model
+
     input_table(data_path, "--data")
     frame = read_transactions(os.path.abspath(data_path), source=data_path)
     splits = split_transactions(frame, strategy=split_strategy, seed=seed)

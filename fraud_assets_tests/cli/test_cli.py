@@ -6,6 +6,8 @@ import functools
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import click
 import fsspec
@@ -13,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_assets.cli import train
 from fraud_assets.cli.main import cli, main
 from fraud_assets.core.model import FraudModel
 from fraud_assets.core.registry import ModelRegistry
@@ -42,7 +43,8 @@ def fraud(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture(autouse=True)
 def fast_training(monkeypatch):
     """The CLI's training, with fewer rounds: same code path, a few seconds per model."""
-    monkeypatch.setattr(train, "TrainingConfig",
+    # `fraud train` imports its training code when it runs, so the patch goes to the source.
+    monkeypatch.setattr("fraud_assets.core.training.TrainingConfig",
                         functools.partial(TrainingConfig, n_estimators=60, early_stopping_rounds=20))
 
 
@@ -85,7 +87,7 @@ class _Capture:
         from click.testing import CliRunner
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(train, "TrainingConfig",
+            patch.setattr("fraud_assets.core.training.TrainingConfig",
                           functools.partial(TrainingConfig, n_estimators=60, early_stopping_rounds=20))
             result = CliRunner().invoke(cli, [str(a) for a in argv], catch_exceptions=False)
         return result.exit_code, result.stdout, result.stderr
@@ -122,6 +124,22 @@ def test_top_level_help_lists_every_command(capsys):
     assert code == 0
     for name in ("generate", "train", "score", "drift", "demo", "model"):
         assert f"  {name}" in out
+
+
+def test_top_level_help_imports_no_heavy_library():
+    """Listing the commands must not pay for what one command needs (seconds of imports)."""
+    probe = (
+        "import sys\n"
+        "from fraud_assets.cli.main import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('LOADED', [m for m in ('pandas', 'sklearn', 'scipy', 'xgboost', 'dagster') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "Commands:" in done.stdout and "  train" in done.stdout
+    assert "LOADED []" in done.stdout, done.stdout + done.stderr
 
 
 # --- generate --------------------------------------------------------------------------------------
