@@ -87,7 +87,7 @@ def main() -> None:
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model: {trees} trees, "
         f"max depth {config.max_depth}; tables: {len(tables.group_splits)} groups, "
-        f"{tables.cases.nbytes / 2**20:.1f} MiB, built in {build_seconds * 1e3:.0f} ms"
+        f"{tables.table_values.nbytes / 2**20:.1f} MiB, built in {build_seconds * 1e3:.0f} ms"
     )
 
     def xgboost_contributions(rows: np.ndarray) -> np.ndarray:

@@ -10,17 +10,20 @@ that game to its features.
 A row enters only through the ``o_j``, which are fixed by the directions the row takes at the
 splits on the path. So a subtree, together with the splits above it, contributes a function
 of at most ``2**k`` cases, ``k`` being the number of those splits. Each tree is cut into
-such groups of at most :data:`GROUP_SPLITS` splits, every case of every group is worked out
-once when the model is loaded, and scoring a row is one comparison per split, one table row
-per group and a sum per feature. XGBoost instead walks every leaf of every tree for every
+such groups of at most :data:`GROUP_SPLITS` splits (a leaf deeper than that is a group of
+its own, up to :data:`MAX_PATH_SPLITS`), every case of every group is worked out once when
+the model is loaded, and scoring a row is one comparison per split, one table row per group
+and a sum per feature. XGBoost instead walks every leaf of every tree for every
 row, with work quadratic in depth. For the default model (152 trees of depth 4) and 1,000
 rows: 5 ms on one core, against XGBoost's 112 ms on one core and 60 ms on two
 (benchmarks/contributions.py, docs/performance.md).
 
 The numbers are XGBoost's to float32 rounding (tested against ``pred_contribs``, and checked
-again each time a model is loaded: :meth:`fraud_assets.core.model.FraudModel.contributions`).
-Models outside what the tables express (categorical splits, several outputs, DART, tables
-too large) raise :class:`UnsupportedModel`, and the caller uses XGBoost's own evaluation.
+again for each model on first use: :meth:`fraud_assets.core.model.FraudModel.contributions`).
+Models outside what the tables express raise :class:`UnsupportedModel` naming the reason
+(a booster other than gbtree, several outputs, categorical splits, vector leaves, a split
+with zero cover, no splits at all, a path over :data:`MAX_PATH_SPLITS` splits, tables over
+:data:`MAX_TABLE_ENTRIES`), and the caller uses XGBoost's own evaluation.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ MAX_TABLE_ENTRIES = 1 << 23
 # temporaries (about 12 bytes per value) stay near 1.5 MB, within a core's cache: passes of
 # whole 1,000-row batches took twice as long (docs/performance.md).
 _ELEMENTS_PER_PASS = 1 << 17
+# Leaves' Shapley values are computed in passes of at most this many float64 values (three
+# arrays of that size are alive at once: 96 MiB).
+_BUILD_ELEMENTS_PER_PASS = 1 << 22
 
 
 class UnsupportedModel(ValueError):
@@ -178,6 +184,9 @@ def _tree_groups(
                     order.append(feature)
                     zero[feature], conditions[feature] = 1.0, []
                 # A feature split on twice along the path is one player: fractions multiply.
+                if tree.cover[split] <= 0:
+                    # XGBoost's own TreeSHAP fails on these too (refreshed on other data).
+                    raise UnsupportedModel("a split with zero cover")
                 zero[feature] *= tree.cover[child] / tree.cover[split]
                 conditions[feature].append((bit_of[split], went_left))
             pending.setdefault(len(order), []).append(
@@ -193,8 +202,7 @@ def _tree_groups(
 def _fill_tables(pending: dict[int, list[_PendingLeaf]]) -> None:
     """Add every leaf's Shapley values to its group's table, for every case of the group."""
     for width, all_leaves in pending.items():
-        # Each leaf's values take 2**width * width floats (and twice that while computed).
-        step = max(1, _ELEMENTS_PER_PASS // (2**width * width))
+        step = max(1, _BUILD_ELEMENTS_PER_PASS // (2**width * width))
         for start in range(0, len(all_leaves), step):
             _add_leaves(width, all_leaves[start : start + step])
 
@@ -202,7 +210,7 @@ def _fill_tables(pending: dict[int, list[_PendingLeaf]]) -> None:
 def _add_leaves(width: int, leaves: list[_PendingLeaf]) -> None:
     shapley = leaf_shapley_values(
         np.array([leaf.value for leaf in leaves]),
-        np.array([leaf.zero_fractions for leaf in leaves]).reshape(len(leaves), width),
+        np.array([leaf.zero_fractions for leaf in leaves]),
     )
     for leaf, values in zip(leaves, shapley, strict=True):
         # For every case of the group: which of the leaf's features the row takes the path at.
@@ -229,8 +237,8 @@ class TreeShapTables:
     # Bit b of a group's case number: the row went left at split group_splits[group, b].
     group_splits: np.ndarray  # (G, B) intp, padded with the last split
     # Every (group, feature of the group) pair is a slot; slots are ordered by feature. A
-    # slot's value for a row is cases[slot_offset + the row's case number for slot_group].
-    cases: np.ndarray  # (entries,) float32: each group's table, one feature column after another
+    # slot's value for a row is table_values[slot_offset + the row's case number in slot_group].
+    table_values: np.ndarray  # (entries,) float32: each group's table, column after column
     slot_offset: np.ndarray  # (S, 1) intp
     slot_group: np.ndarray  # (S,) intp
     features_with_slots: np.ndarray  # (K,) intp
@@ -253,19 +261,22 @@ class TreeShapTables:
         default_left: list[bool] = []
         groups: list[_Group] = []
         pending: dict[int, list[_PendingLeaf]] = {}
+        entries = 0
         for tree_json in booster["model"]["trees"]:
             tree = _Tree.from_json(tree_json)
             nodes = tree.splits_under(0)
             split_number = {node: len(split_features) + position for position, node in enumerate(nodes)}
-            groups.extend(_tree_groups(tree, split_number, pending))
+            tree_groups = _tree_groups(tree, split_number, pending)
+            # Checked tree by tree, so a model far too large is refused before most of the work.
+            entries += sum(group.entries for group in tree_groups)
+            if entries > MAX_TABLE_ENTRIES:
+                raise UnsupportedModel(f"tables of over {entries:,} entries (at most {MAX_TABLE_ENTRIES:,})")
+            groups.extend(tree_groups)
             split_features += [tree.feature[node] for node in nodes]
             thresholds += [tree.condition[node] for node in nodes]
             default_left += [bool(tree.default_left[node]) for node in nodes]
         if not groups:
             raise UnsupportedModel("no splits")
-        entries = sum(group.entries for group in groups)
-        if entries > MAX_TABLE_ENTRIES:
-            raise UnsupportedModel(f"tables of {entries:,} entries (at most {MAX_TABLE_ENTRIES:,})")
         for group in groups:
             group.table = np.zeros((2 ** len(group.splits), len(group.features)))
         _fill_tables(pending)
@@ -275,12 +286,12 @@ class TreeShapTables:
     def _pack(cls, num_features, split_features, thresholds, default_left, groups) -> TreeShapTables:
         never = len(split_features)
         group_splits = np.full((len(groups), max(len(group.splits) for group in groups)), never, dtype=np.intp)
-        cases, slots, offset = [], [], 0
+        columns, slots, offset = [], [], 0
         for number, group in enumerate(groups):
             group_splits[number, : len(group.splits)] = group.splits
             for column, feature in enumerate(group.features):
                 slots.append((feature, number, offset))
-                cases.append(group.table[:, column])
+                columns.append(group.table[:, column])
                 offset += len(group.table)
         slots.sort()  # by feature, then group: the order in which each feature is summed
         slot_feature = np.array([feature for feature, _, _ in slots])
@@ -291,7 +302,7 @@ class TreeShapTables:
             split_threshold=np.array([*thresholds, -np.inf], dtype=np.float32),
             split_default_left=np.array([*default_left, False]),
             group_splits=group_splits,
-            cases=np.concatenate(cases).astype(np.float32),
+            table_values=np.concatenate(columns).astype(np.float32),
             slot_offset=np.array([offset for _, _, offset in slots], dtype=np.intp)[:, None],
             slot_group=np.array([group for _, group, _ in slots], dtype=np.intp),
             features_with_slots=present.astype(np.intp),
@@ -325,9 +336,10 @@ class TreeShapTables:
         for bit in range(directions.shape[1]):
             case |= directions[:, bit].astype(np.uint16) << bit
         at = np.add(self.slot_offset, case[self.slot_group], dtype=np.intp)
-        per_slot = self.cases[at]  # (slots, rows)
+        per_slot = self.table_values[at]  # (slots, rows)
         result = np.zeros((self.num_features, len(matrix)), dtype=np.float32)
-        # reduceat adds each feature's slots one after another, in slot order, whatever the
-        # batch size (``sum`` would switch to pairwise addition for a single row).
+        # reduceat adds up each feature's slots in the same order for any number of rows; a
+        # plain sum over axis 0 adds row by row for a batch but pairwise for a single row, so
+        # a transaction's values would depend on the batch it came in.
         result[self.features_with_slots] = np.add.reduceat(per_slot, self.first_slot, axis=0)
         return result

@@ -153,6 +153,14 @@ def test_categorical_splits_are_refused():
         TreeShapTables.from_xgboost_json(json.loads(booster.save_raw("json")))
 
 
+def test_a_split_with_zero_cover_is_refused():
+    # XGBoost's own TreeSHAP fails on such a model (a tree refreshed on other data).
+    document = json.loads(_train({"max_depth": 3}, 5).save_raw("json"))
+    document["learner"]["gradient_booster"]["model"]["trees"][2]["sum_hessian"][0] = 0.0
+    with pytest.raises(UnsupportedModel, match="zero cover"):
+        TreeShapTables.from_xgboost_json(document)
+
+
 def test_tables_too_large_are_refused(monkeypatch):
     booster = _train({"max_depth": 4}, 20)
     monkeypatch.setattr(tree_shap, "MAX_TABLE_ENTRIES", 1_000)
@@ -184,9 +192,10 @@ def _fresh_copy(model):
     return replace(model)  # cached properties stay behind with the original
 
 
-def test_tables_that_disagree_with_xgboost_are_not_used(trained_model, batch_frame, monkeypatch, caplog):
+@pytest.mark.parametrize("wrong", [0.0, np.nan], ids=["zeros", "nan"])
+def test_tables_that_disagree_with_xgboost_are_not_used(trained_model, batch_frame, monkeypatch, caplog, wrong):
     model = _fresh_copy(trained_model)
-    monkeypatch.setattr(TreeShapTables, "shap_values", lambda self, x: np.zeros((len(x), self.num_features)))
+    monkeypatch.setattr(TreeShapTables, "shap_values", lambda self, x: np.full((len(x), self.num_features), wrong))
     raw = _raw_rows(batch_frame, 20)
     with caplog.at_level(logging.WARNING, logger="fraud_assets.core.model"):
         got = model.contributions(raw)
