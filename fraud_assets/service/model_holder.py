@@ -70,6 +70,8 @@ class ModelHolder:
         self.reload_failures = 0
         self.last_check: datetime | None = None
         self.last_error: str | None = None
+        # (version, error) of the last failed reload: a repeat of it is not logged again.
+        self._last_failure: tuple[str | None, str] | None = None
         self._lock = threading.Lock()  # one refresh at a time, whoever calls it
 
     @property
@@ -83,6 +85,7 @@ class ModelHolder:
         """
         with self._lock:
             self.last_check = datetime.now(UTC)
+            version = None
             try:
                 version = self.registry.production_version()
                 if version is None or version == self._current.version:
@@ -92,10 +95,17 @@ class ModelHolder:
             except Exception as error:  # noqa: BLE001 - a bad reload must not stop serving
                 self.reload_failures += 1
                 self.last_error = f"{type(error).__name__}: {error}"
-                log.exception("model reload failed; still serving %s", self._current.version)
+                # Retried at every check until it loads or the pointer moves: the traceback
+                # once, then the count (metrics) and the error (/health) tell the rest.
+                if self._last_failure != (version, self.last_error):
+                    log.exception("model reload failed; still serving %s", self._current.version)
+                else:
+                    log.debug("model %s still fails to load: %s", version, self.last_error)
+                self._last_failure = (version, self.last_error)
                 return False
             previous, self._current = self._current.version, fresh
             self.last_error = None
+            self._last_failure = None
             log.info("now serving model %s (was %s)", fresh.version, previous)
             return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -133,3 +134,33 @@ def test_serve_refuses_to_start_without_a_production_model(tmp_path):
         assert "no production model" in service.log()
     finally:
         service.stop()
+
+
+def _broken_bundle(models_dir: Path, version: str) -> None:
+    folder = models_dir / version
+    folder.mkdir()
+    (folder / "manifest.json").write_text(f'{{"version": "{version}", "threshold": 0.5}}')
+    (folder / "preprocessing.json").write_text("{}")
+    (folder / "model.ubj").write_bytes(b"not a model")
+
+
+def test_a_failing_reload_logs_its_traceback_once_per_version_and_error(models, tmp_path, caplog):
+    from fraud_assets.service.model_holder import ModelHolder
+    from fraud_assets_tests.service.conftest import make_registry
+
+    registry = make_registry(tmp_path, models, models[0])
+    holder = ModelHolder(registry)
+    _broken_bundle(Path(registry.location.root), "broken-1")
+    registry.promote("broken-1", reason="test: broken bundle")
+
+    with caplog.at_level(logging.DEBUG, logger="fraud_assets.service.model_holder"):
+        assert [holder.refresh() for _ in range(3)] == [False, False, False]
+        _broken_bundle(Path(registry.location.root), "broken-2")
+        registry.promote("broken-2", reason="test: another broken bundle")
+        assert holder.refresh() is False
+
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and all(r.exc_info for r in errors)
+    assert len([r for r in caplog.records if "still fails to load" in r.message]) == 2
+    assert holder.reload_failures == 4 and holder.current.version == models[0].version
+    assert holder.last_error
