@@ -12,6 +12,23 @@ FAILED_JOBS = {
     "drift": (telemetry.JOB_DRIFT,),
     "pipeline": (telemetry.JOB_TRAINING, telemetry.JOB_SCORING, telemetry.JOB_DRIFT),
 }
+# In the pipeline job, which stage a failed step belongs to; every other step trains.
+PIPELINE_STAGE_OF_STEP = {
+    "daily_predictions": telemetry.JOB_SCORING,
+    "drift_statistics": telemetry.JOB_DRIFT,
+}
+
+
+def jobs_to_mark_failed(job_tag: str, failed_steps: list[str]) -> tuple[str, ...]:
+    """The Pushgateway jobs whose failure time a failed run sets.
+
+    A pipeline run stamps only the stages whose steps failed (a drift failure says nothing
+    about training); all three when the run failed outside any step.
+    """
+    if job_tag != "pipeline" or not failed_steps:
+        return FAILED_JOBS.get(job_tag, ())
+    stages = {PIPELINE_STAGE_OF_STEP.get(step, telemetry.JOB_TRAINING) for step in failed_steps}
+    return tuple(job for job in FAILED_JOBS["pipeline"] if job in stages)
 
 
 def failure_message(context: dg.RunFailureSensorContext) -> str:
@@ -55,7 +72,8 @@ def build_run_failure_sensor(*, running: bool) -> dg.SensorDefinition:
             context.log.info("run failed on a blocking asset check, which has alerted already")
             return
         slack.post(failure_message(context))
-        for job in FAILED_JOBS.get(context.dagster_run.tags.get("fraud/job", ""), ()):
+        failed_steps = [event.step_key for event in context.get_step_failure_events() if event.step_key]
+        for job in jobs_to_mark_failed(context.dagster_run.tags.get("fraud/job", ""), failed_steps):
             metrics.run_failed(job)
 
     return run_failure_alert_sensor

@@ -109,3 +109,22 @@ def test_runs_push_metrics_that_prometheus_scrapes(project, instance, pushgatewa
     checked, failures = dashboard_query_failures(prometheus)
     assert checked > 20
     assert not failures, "\n".join(failures)
+
+
+def test_a_failed_pipeline_run_marks_only_the_stages_that_failed():
+    from fraud_assets.core import telemetry
+    from fraud_assets.defs.alerting import PIPELINE_STAGE_OF_STEP, jobs_to_mark_failed
+
+    assert jobs_to_mark_failed("pipeline", ["drift_statistics"]) == (telemetry.JOB_DRIFT,)
+    assert jobs_to_mark_failed("pipeline", ["fraud_model"]) == (telemetry.JOB_TRAINING,)
+    assert jobs_to_mark_failed("pipeline", ["daily_predictions", "drift_statistics"]) == (
+        telemetry.JOB_SCORING,
+        telemetry.JOB_DRIFT,
+    )
+    # Failed outside any step (say, at launch): every stage it would have run.
+    assert set(jobs_to_mark_failed("pipeline", [])) == set(telemetry.JOBS)
+    assert jobs_to_mark_failed("scoring", ["daily_predictions"]) == (telemetry.JOB_SCORING,)
+    assert jobs_to_mark_failed("untagged", ["x"]) == ()
+    # The step names are the pipeline's own assets, so a rename cannot silently misfile.
+    job = build_definitions("local").resolve_job_def("fraud_pipeline_job")
+    assert set(PIPELINE_STAGE_OF_STEP) <= set(job.graph.node_dict)
