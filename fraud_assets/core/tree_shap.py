@@ -283,7 +283,15 @@ class TreeShapTables:
         return cls._pack(num_features, split_features, thresholds, default_left, groups)
 
     @classmethod
-    def _pack(cls, num_features, split_features, thresholds, default_left, groups) -> TreeShapTables:
+    def _pack(
+        cls,
+        num_features: int,
+        split_features: list[int],
+        thresholds: list[float],
+        default_left: list[bool],
+        groups: list[_Group],
+    ) -> TreeShapTables:
+        """Lay the groups out as flat arrays for :meth:`shap_values`."""
         never = len(split_features)
         group_splits = np.full((len(groups), max(len(group.splits) for group in groups)), never, dtype=np.intp)
         columns, slots, offset = [], [], 0
