@@ -66,6 +66,10 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         return document
 
 
+# Metadata on each fraud_model materialisation: the registry version it saved.
+MODEL_VERSION_KEY = "model_version"
+
+
 class ModelRegistryIOManager(dg.ConfigurableIOManager):
     """A trained model is stored as a new version in the registry; loading it returns the
     version that the upstream materialisation saved (the candidate), which may or may not be
@@ -87,9 +91,6 @@ class ModelRegistryIOManager(dg.ConfigurableIOManager):
         registry = self.storage.registry()
         version = _recorded_model_version(context)
         return registry.load(version) if version else registry.load_latest()
-
-
-MODEL_VERSION_KEY = "model_version"
 
 
 def _recorded_model_version(context: dg.InputContext) -> str | None:
