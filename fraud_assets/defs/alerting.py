@@ -31,30 +31,44 @@ def jobs_to_mark_failed(job_tag: str, failed_steps: list[str]) -> tuple[str, ...
     return tuple(job for job in FAILED_JOBS["pipeline"] if job in stages)
 
 
-def failure_message(context: dg.RunFailureSensorContext) -> str:
-    run = context.dagster_run
+# Blocking checks that alert on their own when they fail (Slack, and a metric): a run stopped
+# only by them needs no second alert. raw_transactions_quality does not, so it alerts here.
+SELF_ALERTING_CHECKS = frozenset({"fraud_model_quality_gate"})
+
+
+def failure_message(run: dg.DagsterRun, step_failures: list, run_failure_message: str | None) -> str:
     partition = run.tags.get("dagster/partition")
     where = f" for {partition}" if partition else ""
-    step_failures = context.get_step_failure_events()
     if step_failures:
         # The step's own error says what to fix; the run-level message only lists steps.
         first = step_failures[0]
         error = first.step_failure_data.error
         reason = f"{first.step_key}: {error.message.strip() if error else 'no message'}"
     else:
-        reason = context.failure_event.message or "no message"
+        reason = run_failure_message or "no message"
     if len(reason) > 500:
         reason = reason[:500] + "..."
     return f":rotating_light: Dagster run `{run.run_id[:8]}` of `{run.job_name}`{where} failed: {reason}"
 
 
-def _failed_only_on_blocking_checks(context: dg.RunFailureSensorContext) -> bool:
-    failures = context.get_step_failure_events()
-    return bool(failures) and all(
+def _stopped_only_by_self_alerting_checks(
+    context: dg.RunFailureSensorContext, step_failures: list
+) -> bool:
+    if not step_failures or not all(
         event.step_failure_data.error is not None
         and event.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
-        for event in failures
-    )
+        for event in step_failures
+    ):
+        return False
+    evaluations = context.instance.get_records_for_run(
+        context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    failed = {
+        evaluation.check_name
+        for evaluation in (r.event_log_entry.dagster_event.event_specific_data for r in evaluations)
+        if not evaluation.passed
+    }
+    return bool(failed) and failed <= SELF_ALERTING_CHECKS
 
 
 def build_run_failure_sensor(*, running: bool) -> dg.SensorDefinition:
@@ -66,13 +80,14 @@ def build_run_failure_sensor(*, running: bool) -> dg.SensorDefinition:
     def run_failure_alert_sensor(
         context: dg.RunFailureSensorContext, slack: SlackAlerts, metrics: MetricsPusher
     ) -> None:
-        if _failed_only_on_blocking_checks(context):
-            # A blocking check (the quality gate) said why, in Slack and in its own metric,
-            # when it failed: a second alert for the same event would only be noise.
+        step_failures = context.get_step_failure_events()  # one query of the run's events
+        if _stopped_only_by_self_alerting_checks(context, step_failures):
+            # The quality gate said why, in Slack and in its own metric, when it failed: a
+            # second alert for the same event would only be noise.
             context.log.info("run failed on a blocking asset check, which has alerted already")
             return
-        slack.post(failure_message(context))
-        failed_steps = [event.step_key for event in context.get_step_failure_events() if event.step_key]
+        slack.post(failure_message(context.dagster_run, step_failures, context.failure_event.message))
+        failed_steps = [event.step_key for event in step_failures if event.step_key]
         for job in jobs_to_mark_failed(context.dagster_run.tags.get("fraud/job", ""), failed_steps):
             metrics.run_failed(job)
 

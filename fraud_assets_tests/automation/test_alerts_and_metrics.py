@@ -6,6 +6,8 @@ import time
 import dagster as dg
 import pytest
 
+from fraud_assets.core.generate import generate_transactions
+from fraud_assets.core.tables import write_table
 from fraud_assets.definitions import build_definitions
 from fraud_assets.defs.alerting import build_run_failure_sensor
 from fraud_assets_tests.graph.conftest import check_results, run_pipeline
@@ -82,6 +84,22 @@ def test_failed_gate_posts_to_slack_once(project, instance, slack_server, monkey
     (entry,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     evaluate_failure_sensor(instance, run, entry.dagster_event, "local")  # posts synchronously
     assert len(slack_server.requests) == 1
+
+
+def test_a_failed_raw_data_check_alerts_through_the_failure_sensor(project, instance, slack_server, monkeypatch):
+    # Unlike the gate, the raw-data check does not post itself: the sensor must.
+    monkeypatch.setenv("FRAUD_SLACK_WEBHOOK_URL", slack_server.url)
+    raw = generate_transactions(20_000, seed=3, n_days=2, fraud_rate=0.0)
+    write_table(raw, str(project / "data" / "raw" / "creditcard.csv"))
+    result = run_pipeline(instance, job="training_job")
+    assert not check_results(result)["raw_transactions_quality"].passed
+    assert slack_server.requests == []
+
+    run = instance.get_run_by_id(result.run_id)
+    (entry,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    evaluate_failure_sensor(instance, run, entry.dagster_event, "local")
+    (request,) = slack_server.wait_for_requests(1)
+    assert "training_job" in request.json()["text"] and "raw_transactions_quality" in request.json()["text"]
 
 
 @pytest.mark.integration
