@@ -27,8 +27,10 @@ MAX_REPORTED_ERRORS = 50
 
 # Same order of preference as the batch files' id columns (schema.ID_COLUMN_CANDIDATES).
 ID_FIELDS: tuple[str, ...] = ("transaction_id", "id")
-# Integer ids must fit in 64 bits: orjson reads a larger integer as a float (and a float id
-# is refused). Longer identifiers travel as strings.
+# Integer ids must fit in 64 bits, signed or unsigned: what orjson writes back as an integer
+# (checked here, not left to the parser: a body orjson refuses is read by the standard
+# library, which keeps any integer). Longer identifiers travel as strings.
+_ID_INTEGER_RANGE = range(-(2**63), 2**64)
 MAX_ID_LENGTH = 128
 _FEATURES = frozenset(FEATURE_COLUMNS)
 _ALLOWED = _FEATURES | frozenset(ID_FIELDS)
@@ -146,7 +148,9 @@ def _transaction_id(item: dict):
             value = item[name]
             if value is None:
                 continue
-            if type(value) is int or (type(value) is str and 0 < len(value) <= MAX_ID_LENGTH):
+            if (type(value) is int and value in _ID_INTEGER_RANGE) or (
+                type(value) is str and 0 < len(value) <= MAX_ID_LENGTH
+            ):
                 return value
             return _BAD_ID
     return None

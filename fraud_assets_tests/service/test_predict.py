@@ -95,3 +95,18 @@ def test_integer_ids_beyond_64_bits_are_refused_naming_the_field(client, transac
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == ["body", "transaction_id"] and "64-bit integer" in error["msg"]
+
+
+def test_the_64_bit_id_rule_holds_whichever_parser_reads_the_body(client, transactions):
+    # A lone surrogate sends the whole body to the standard library's parser, which keeps
+    # integers of any size: the id rule must not depend on orjson turning them into floats.
+    items = [{"transaction_id": "\ud800", **transactions[0]}, {"transaction_id": 2**64, **transactions[1]}]
+    response = client.post("/predict", content=json.dumps(items).encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", 1, "transaction_id"] and "64-bit integer" in error["msg"]
+    # The limits themselves: both ends of the signed and unsigned 64-bit ranges are ids.
+    for edge in (-(2**63), 2**64 - 1):
+        ok = client.post("/predict", content=json.dumps({"transaction_id": edge, **transactions[0]}).encode(),
+                         headers={"content-type": "application/json"})
+        assert ok.status_code == 200 and ok.json()["transaction_id"] == edge
