@@ -4,6 +4,11 @@ The cursor holds every file already requested that is still in ``incoming/`` (na
 ETag). Scored files move to ``processed/`` and drop out of it, so it stays as small as the
 backlog. Comparing names, not timestamps, means no file is lost when several land in the
 same second, or when a slow multipart upload is stamped with its start time.
+
+It also counts the ticks that requested runs. Run keys include that count: a tick evaluated
+again after a failure (its cursor was not stored) asks for the same runs under the same
+keys, which Dagster skips, while a file delivered again after it was scored gets a new key
+(Dagster skips a key it has seen forever, which would strand the file).
 """
 
 import hashlib
@@ -59,6 +64,20 @@ def select_new_files(
     return new, {**still_pending, **{f.name: f.tag for f in new}}
 
 
+def read_cursor(cursor: str | None) -> tuple[int, dict[str, str]]:
+    """(ticks that requested runs, requested files still present: name -> tag)."""
+    if not cursor:
+        return 0, {}
+    document = json.loads(cursor)
+    if "requested" not in document:  # the earlier form: the mapping alone
+        return 0, document
+    return int(document["requesting_ticks"]), document["requested"]
+
+
+def write_cursor(requesting_ticks: int, requested: dict[str, str]) -> str:
+    return json.dumps({"requesting_ticks": requesting_ticks, "requested": requested}, sort_keys=True)
+
+
 def _rejection(file: IncomingFile) -> str | None:
     if not is_table_file(file.name):
         return "not a batch file: expected a .csv or .parquet name"
@@ -83,7 +102,7 @@ def build_incoming_sensor(*, running: bool) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, storage: FraudStorage, dataset: DatasetSettings
     ) -> dg.SensorResult:
         data = storage.data()
-        requested = json.loads(context.cursor) if context.cursor else {}
+        requesting_ticks, requested = read_cursor(context.cursor)
         files = list_incoming(data, dataset.incoming_prefix)
         new, cursor = select_new_files(files, requested, MAX_FILES_PER_TICK)
 
@@ -99,13 +118,7 @@ def build_incoming_sensor(*, running: bool) -> dg.SensorDefinition:
 
         run_requests = []
         for day, day_files in sorted(by_day.items()):
-            # The run key makes a retried evaluation of this tick (same files, same last
-            # completed tick) ask for the same run, which Dagster then skips. A file delivered
-            # again after it was scored (same name and tag) comes in a later tick, so it gets
-            # a new key: Dagster skips a seen key forever, which would strand the file.
-            identity = f"{context.last_tick_completion_time}:" + ",".join(
-                f"{f.name}@{f.tag}" for f in day_files
-            )
+            identity = f"{requesting_ticks}:" + ",".join(f"{f.name}@{f.tag}" for f in day_files)
             run_requests.append(
                 dg.RunRequest(
                     run_key=f"incoming:{day}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}",
@@ -120,6 +133,10 @@ def build_incoming_sensor(*, running: bool) -> dg.SensorDefinition:
                     tags={"fraud/trigger": "incoming_batch_sensor"},
                 )
             )
-        return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(cursor, sort_keys=True))
+        if run_requests:
+            requesting_ticks += 1
+        return dg.SensorResult(
+            run_requests=run_requests, cursor=write_cursor(requesting_ticks, cursor)
+        )
 
     return incoming_batch_sensor

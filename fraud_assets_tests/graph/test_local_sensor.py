@@ -6,15 +6,20 @@ import os
 import dagster as dg
 
 from fraud_assets.definitions import build_definitions
-from fraud_assets.defs.sensors import build_incoming_sensor
+from fraud_assets.defs.sensors import build_incoming_sensor, read_cursor, write_cursor
 
 from .conftest import DAY, write_batch
 
 
-def tick(instance, cursor=None):
+def tick(instance, cursor=None, *, previous_tick_at: float | None = None):
+    """One evaluation; ``previous_tick_at`` stands for the daemon's record of the last tick,
+    which it updates after failed ticks too."""
     defs = build_definitions("local")
     resources = {k: v for k, v in defs.resources.items() if k in ("storage", "dataset")}
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    context = dg.SensorEvaluationContext(
+        instance_ref=None, last_tick_completion_time=previous_tick_at, last_run_key=None,
+        cursor=cursor, repository_name=None, instance=instance, resources=resources,
+    )
     return build_incoming_sensor(running=False)(context)
 
 
@@ -37,36 +42,33 @@ def test_local_incoming_folder_is_watched(project, instance):
     assert tick(instance, result.cursor).run_requests == []
 
 
-def _tick_after(instance, completed_at: float, cursor=None):
-    """A tick whose previous tick completed at ``completed_at`` (the daemon's bookkeeping,
-    which build_sensor_context leaves unset)."""
-    defs = build_definitions("local")
-    resources = {k: v for k, v in defs.resources.items() if k in ("storage", "dataset")}
-    context = dg.SensorEvaluationContext(
-        instance_ref=None, last_tick_completion_time=completed_at, last_run_key=None,
-        cursor=cursor, repository_name=None, instance=instance, resources=resources,
-    )
-    return build_incoming_sensor(running=False)(context)
-
-
-def test_a_retried_tick_asks_for_the_same_run(project, instance):
-    first, retried = _tick_after(instance, 1_000.0), _tick_after(instance, 1_000.0)
-    assert [r.run_key for r in first.run_requests] == [r.run_key for r in retried.run_requests]
+def test_a_tick_evaluated_again_after_a_failure_asks_for_the_same_run(project, instance):
+    # A failed tick stores no cursor, so the next evaluation starts from the same one; the
+    # daemon's last-tick time has moved on meanwhile.
+    first = tick(instance, None, previous_tick_at=1_000.0)
+    retried = tick(instance, None, previous_tick_at=1_030.0)
     assert len(first.run_requests) == 1
+    assert [r.run_key for r in first.run_requests] == [r.run_key for r in retried.run_requests]
 
 
 def test_a_file_delivered_again_after_scoring_gets_a_new_run(project, instance):
     incoming = project / "data" / "incoming" / f"{DAY}_morning.csv"
     elsewhere = project / "scored.csv"
-    first = _tick_after(instance, 1_000.0)
+    first = tick(instance)
     (request,) = first.run_requests
 
     os.replace(incoming, elsewhere)  # the run scored it and moved it away
-    emptied = _tick_after(instance, 1_030.0, first.cursor)
+    emptied = tick(instance, first.cursor)
     assert emptied.run_requests == []
     os.replace(elsewhere, incoming)  # the same bytes, name and timestamp again
 
-    again = _tick_after(instance, 1_060.0, emptied.cursor)
+    again = tick(instance, emptied.cursor)
     (second,) = again.run_requests
     assert second.run_config == request.run_config
     assert second.run_key != request.run_key  # Dagster would skip a key it has seen
+
+
+def test_a_cursor_in_the_earlier_form_is_read_as_the_requested_files():
+    assert read_cursor('{"2025-03-04_morning.csv": "abc"}') == (0, {"2025-03-04_morning.csv": "abc"})
+    assert read_cursor(write_cursor(3, {"a.csv": "t"})) == (3, {"a.csv": "t"})
+    assert read_cursor(None) == (0, {})
