@@ -6,8 +6,6 @@ import functools
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import click
 import fsspec
@@ -23,6 +21,7 @@ from fraud_assets.core.splits import split_transactions
 from fraud_assets.core.storage import Location
 from fraud_assets.core.tables import read_transactions
 from fraud_assets.core.training import TrainingConfig
+from fraud_assets_tests.import_probe import run_fraud
 from fraud_assets_tests.ulb_files import replace_cell, write_ulb_csv
 
 LOCAL = fsspec.filesystem("file")
@@ -128,18 +127,9 @@ def test_top_level_help_lists_every_command(capsys):
 
 def test_top_level_help_imports_no_heavy_library():
     """Listing the commands must not pay for what one command needs (seconds of imports)."""
-    probe = (
-        "import sys\n"
-        "from fraud_assets.cli.main import main\n"
-        "try:\n"
-        "    main(['--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('LOADED', [m for m in ('pandas', 'sklearn', 'scipy', 'xgboost', 'dagster') if m in sys.modules])\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert "Commands:" in done.stdout and "  train" in done.stdout
-    assert "LOADED []" in done.stdout, done.stdout + done.stderr
+    output, loaded = run_fraud(["--help"])
+    assert "Commands:" in output and "  train" in output
+    assert loaded == []
 
 
 # --- generate --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 import xgboost as xgb
 
 from fraud_assets.core.xgboost_runtime import NativeBooster, XGBoostRuntimeError
+from fraud_assets_tests.import_probe import run_fraud
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +81,8 @@ def test_scoring_path_does_not_import_the_heavy_libraries(model_dir, tmp_path):
          f"g(1000, seed=3, labels=False).to_csv({str(source)!r}, index=False)"],
         check=True,
     )
-    probe = (
-        "import sys\n"
-        "from fraud_assets.cli.main import main\n"
-        "try:\n"
-        f"    main(['score', '--model-dir', {str(model_dir)!r}, '--input', {str(source)!r},"
-        f" '--output', {str(tmp_path / 'out.csv')!r}])\n"
-        "finally:\n"
-        "    loaded = [m for m in ('pandas', 'sklearn', 'scipy', 'xgboost', 'dagster')"
-        " if m in sys.modules]\n"
-        "    print('LOADED', loaded)\n"
+    _, loaded = run_fraud(
+        ["score", "--model-dir", str(model_dir), "--input", str(source), "--output", str(tmp_path / "out.csv")]
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert "LOADED []" in done.stdout, done.stdout + done.stderr
+    assert loaded == []
     assert (tmp_path / "out.csv").stat().st_size > 0

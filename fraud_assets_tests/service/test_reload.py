@@ -94,11 +94,7 @@ def test_promotion_broken_model_and_rollback_without_failed_requests(
         assert http.get("/health").json()["model_version"] == second.version
 
         # A promoted bundle that cannot load: logged, counted, the current model kept.
-        broken = models_dir / "broken-1"
-        broken.mkdir()
-        (broken / "manifest.json").write_text('{"version": "broken-1", "threshold": 0.5}')
-        (broken / "preprocessing.json").write_text("{}")
-        (broken / "model.ubj").write_bytes(b"not a model")
+        _broken_bundle(models_dir, "broken-1")
         registry.promote("broken-1", reason="test: broken bundle")
         deadline = time.monotonic() + 5.0
         while _reload_failures(http) < 2 and time.monotonic() < deadline:
