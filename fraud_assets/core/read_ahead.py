@@ -33,9 +33,7 @@ def read_ahead(items: Iterator[_Item], depth: int = 1) -> Iterator[_Item]:
     def produce() -> None:
         try:
             while True:
-                while not slots.acquire(timeout=0.05):
-                    if stopped.is_set():
-                        return
+                slots.acquire()
                 if stopped.is_set():
                     return
                 item = next(items, _END)
@@ -63,4 +61,5 @@ def read_ahead(items: Iterator[_Item], depth: int = 1) -> Iterator[_Item]:
             yield item
     finally:
         stopped.set()
+        slots.release()  # wakes a producer waiting for a slot, so it sees the stop at once
         producer.join()
