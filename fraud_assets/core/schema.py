@@ -16,6 +16,9 @@ LABEL = "Class"
 PCA_COLUMNS: tuple[str, ...] = tuple(f"V{i}" for i in range(1, 29))
 FEATURE_COLUMNS: tuple[str, ...] = (TIME, *PCA_COLUMNS, AMOUNT)
 LABELLED_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL)
+# Feature columns that must not be negative (seconds since the first day, money); every
+# validator (files, the scoring fast path, the service) takes the rule from here.
+NON_NEGATIVE_COLUMNS: frozenset[str] = frozenset({TIME, AMOUNT})
 
 # Batch files may carry their own transaction identifier under one of these names.
 ID_COLUMN_CANDIDATES: tuple[str, ...] = ("transaction_id", "TransactionID", "id")
@@ -93,7 +96,7 @@ def validate_frame(
         if infinite.any():
             problems.append(_describe_bad_rows(column, infinite, "infinite", row_offset))
         finite = ~(missing_values | infinite)
-        if column in (AMOUNT, TIME):
+        if column in NON_NEGATIVE_COLUMNS:
             negative = finite & (values < 0)
             if negative.any():
                 problems.append(_describe_bad_rows(column, negative, "negative", row_offset))

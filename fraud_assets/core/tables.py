@@ -26,11 +26,10 @@ import pyarrow.parquet as pq
 
 from fraud_assets.core.read_ahead import read_ahead
 from fraud_assets.core.schema import (
-    AMOUNT,
     FEATURE_COLUMNS,
     LABEL,
     LABELLED_COLUMNS,
-    TIME,
+    NON_NEGATIVE_COLUMNS,
     DataValidationError,
     feature_matrix,
     find_id_column,
@@ -410,8 +409,6 @@ def _chunk_features(
     return features[:filled], id_arrays
 
 
-# Feature columns that must not be negative (seconds since the first day, money).
-_NON_NEGATIVE = frozenset({TIME, AMOUNT})
 
 
 def _fill_if_clean(out: np.ndarray, slab: pa.Table) -> bool:
@@ -425,7 +422,7 @@ def _fill_if_clean(out: np.ndarray, slab: pa.Table) -> bool:
             values = _numpy_view(piece)
             # Checked on the file's own values, as validate_frame does: a float64 value that
             # overflows only in float32 is not an input error.
-            if not _values_ok(values, name in _NON_NEGATIVE):
+            if not _values_ok(values, name in NON_NEGATIVE_COLUMNS):
                 return False
             # numpy's float64 -> float32 cast rounds exactly as pandas' to_numpy(float32) did.
             out[start : start + len(values), index] = values

@@ -16,7 +16,7 @@ from operator import itemgetter
 import numpy as np
 import orjson
 
-from fraud_assets.core.schema import AMOUNT, FEATURE_COLUMNS, LABEL, TIME
+from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL, NON_NEGATIVE_COLUMNS
 
 # Documented in docs/deployment.md. A full-precision transaction is about 700 bytes of JSON,
 # so 2 MiB holds the largest accepted batch; bigger jobs belong to batch scoring.
@@ -35,7 +35,7 @@ MAX_ID_LENGTH = 128
 _FEATURES = frozenset(FEATURE_COLUMNS)
 _ALLOWED = _FEATURES | frozenset(ID_FIELDS)
 _NUMERIC_TYPES = frozenset({int, float})  # exact types: bool is an int subclass, refused
-_NON_NEGATIVE = (FEATURE_COLUMNS.index(TIME), FEATURE_COLUMNS.index(AMOUNT))
+_NON_NEGATIVE = [FEATURE_COLUMNS.index(column) for column in sorted(NON_NEGATIVE_COLUMNS)]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _row_values = itemgetter(*FEATURE_COLUMNS)
 
@@ -169,7 +169,7 @@ def _value_problem(column: str, value) -> str | None:
         return "must be a finite number"
     if abs(number) > _FLOAT32_MAX:
         return "out of range (beyond float32)"
-    if column in (TIME, AMOUNT) and number < 0:
+    if column in NON_NEGATIVE_COLUMNS and number < 0:
         return "must not be negative"
     return None
 
