@@ -7,6 +7,10 @@ import os
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table
+from fraud_assets.core.threshold import STRATEGIES, ThresholdPolicy  # numpy only
+
+# What --optimize-threshold can tune; without it the threshold is fixed at 0.5.
+_TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
 
 
 @click.command("train")
@@ -14,7 +18,7 @@ from fraud_assets.cli.paths import LOCAL_FS, input_table
 @click.option("--output-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--optimize-threshold", is_flag=True,
               help="Tune the threshold on validation data (default policy: max F1) instead of 0.5.")
-@click.option("--threshold-strategy", type=click.Choice(["max_f1", "min_cost", "alert_budget"]),
+@click.option("--threshold-strategy", type=click.Choice(_TUNED_STRATEGIES),
               default="max_f1", show_default=True, help="With --optimize-threshold.")
 @click.option("--missed-fraud-cost", type=float, default=100.0, show_default=True)
 @click.option("--false-alert-cost", type=float, default=1.0, show_default=True)
@@ -32,7 +36,6 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     from fraud_assets.core.splits import split_transactions
     from fraud_assets.core.storage import write_json_atomic
     from fraud_assets.core.tables import read_transactions
-    from fraud_assets.core.threshold import ThresholdPolicy
     from fraud_assets.core.training import TrainingConfig, train_fraud_model
 
     input_table(data_path, "--data")

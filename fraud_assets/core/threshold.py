@@ -73,6 +73,8 @@ def choose_threshold(
     scores = np.asarray(scores, dtype=np.float64)
     if len(labels) == 0:
         raise ValueError("cannot choose a threshold on an empty validation set")
+    if policy.strategy == "fixed":
+        return ThresholdChoice(policy.threshold, "fixed", int(np.count_nonzero(scores >= policy.threshold)))
     cut_scores, true_pos, false_pos = _cumulative_counts(labels, scores)
     positives = int(labels.sum())
     flagged = true_pos + false_pos
@@ -89,12 +91,10 @@ def choose_threshold(
         best = int(np.argmin(cost))
         if policy.missed_fraud_cost * positives < cost[best]:
             return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "min_cost", 0)
-    elif policy.strategy == "alert_budget":
+    else:  # alert_budget
         budget = policy.alerts_per_day * max(days, 1e-9)
         within = np.flatnonzero(flagged <= budget)
         if len(within) == 0:
             return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "alert_budget", 0)
         best = int(within[-1])
-    else:  # fixed
-        return ThresholdChoice(policy.threshold, "fixed", int(np.count_nonzero(scores >= policy.threshold)))
     return ThresholdChoice(float(cut_scores[best]), policy.strategy, int(flagged[best]))
