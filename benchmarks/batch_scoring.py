@@ -115,11 +115,13 @@ def floor_read(input_path: str, whole: str) -> None:
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
+    # The reader's own settings (tables imports pyarrow, not pandas).
+    from fraud_assets.core.tables import CSV_BLOCK_BYTES, PARQUET_BUFFER_BYTES, SLAB_ROWS
+
     rows = 0
     if input_path.endswith(".parquet"):
-        for batch in pq.ParquetFile(input_path, pre_buffer=False, buffer_size=1 << 20).iter_batches(
-            batch_size=65_536
-        ):
+        parquet = pq.ParquetFile(input_path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        for batch in parquet.iter_batches(batch_size=SLAB_ROWS):
             rows += batch.num_rows
     else:
         with open(input_path, "rb") as handle:
@@ -129,7 +131,7 @@ def floor_read(input_path: str, whole: str) -> None:
             rows = pa_csv.read_csv(input_path, convert_options=convert).num_rows
         else:
             reader = pa_csv.open_csv(
-                input_path, read_options=pa_csv.ReadOptions(block_size=1 << 20),
+                input_path, read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
                 convert_options=convert,
             )
             for batch in reader:
@@ -239,12 +241,12 @@ def check_outputs(workdir: str, input_path: str, a_csv: str, a_parquet: str, b_c
     import pyarrow.parquet as pq
 
     from fraud_assets.core.model import FraudModel
-    from fraud_assets.core.schema import FEATURE_COLUMNS
+    from fraud_assets.core.schema import feature_matrix
 
     model = FraudModel.load(fsspec.filesystem("file"), str(Path(workdir) / "model"))
     # The original scoring path: pandas frame -> float32 matrix -> FraudModel.predict_proba.
     frame = pd.read_csv(input_path)
-    expected = model.predict_proba(frame.loc[:, list(FEATURE_COLUMNS)].to_numpy(dtype=np.float32))
+    expected = model.predict_proba(feature_matrix(frame))
     del frame
 
     def probabilities(path: str) -> np.ndarray:
