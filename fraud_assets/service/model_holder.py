@@ -40,8 +40,10 @@ class ServingModel:
 
     @classmethod
     def wrap(cls, model: FraudModel) -> ServingModel:
-        # 0: each calling thread's XGBoost configuration decides (predict.score). Set before
-        # the model is shared, since set_param must not race with predictions.
+        # Probabilities (the native predictor) follow each calling thread's XGBoost
+        # configuration already (predict.score); this makes the package's booster, used for
+        # approximate contributions and the exact fallback, do the same. Set before the model
+        # is shared, since set_param must not race with predictions.
         model.booster.set_param({"nthread": 0})
         _warm_up(model)
         names = np.asarray(model.preprocessor.feature_names, dtype=object)
