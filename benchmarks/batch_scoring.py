@@ -116,7 +116,7 @@ def floor_read(input_path: str, whole: str) -> None:
     import pyarrow.parquet as pq
 
     # The reader's own settings (tables imports pyarrow, not pandas).
-    from fraud_assets.core.tables import CSV_BLOCK_BYTES, PARQUET_BUFFER_BYTES, SLAB_ROWS
+    from fraud_assets.core.data.tables import CSV_BLOCK_BYTES, PARQUET_BUFFER_BYTES, SLAB_ROWS
 
     rows = 0
     if input_path.endswith(".parquet"):
@@ -147,10 +147,10 @@ def train_and_cache(workdir: str, save: str = "save") -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    from fraud_assets.core.features import fit_preprocessor
-    from fraud_assets.core.generate import generate_transactions
-    from fraud_assets.core.splits import split_transactions
-    from fraud_assets.core.training import TrainingConfig, train_fraud_model
+    from fraud_assets.core.data.features import fit_preprocessor
+    from fraud_assets.core.data.splits import split_transactions
+    from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
+    from fraud_assets.synthetic.generate import generate_transactions
 
     work = Path(workdir)
     started = time.perf_counter()
@@ -185,7 +185,7 @@ def write_batches(path: str, rows: int, fmt: str) -> None:
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    from fraud_assets.core.generate import generate_transactions
+    from fraud_assets.synthetic.generate import generate_transactions
 
     temporary = path + ".partial"
     writer = None
@@ -212,8 +212,8 @@ def predict_alone(workdir: str, input_path: str) -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from fraud_assets.core.model import FraudModel
-    from fraud_assets.core.schema import FEATURE_COLUMNS
+    from fraud_assets.core.data.schema import FEATURE_COLUMNS
+    from fraud_assets.core.model.bundle import FraudModel
 
     model = FraudModel.load(fsspec.filesystem("file"), str(Path(workdir) / "model"))
     table = pq.read_table(input_path, columns=list(FEATURE_COLUMNS))
@@ -240,8 +240,8 @@ def check_outputs(workdir: str, input_path: str, a_csv: str, a_parquet: str, b_c
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    from fraud_assets.core.model import FraudModel
-    from fraud_assets.core.schema import feature_matrix
+    from fraud_assets.core.data.schema import feature_matrix
+    from fraud_assets.core.model.bundle import FraudModel
 
     model = FraudModel.load(fsspec.filesystem("file"), str(Path(workdir) / "model"))
     # The original scoring path: pandas frame -> float32 matrix -> FraudModel.predict_proba.

@@ -48,11 +48,11 @@ def _arguments() -> argparse.Namespace:
 def _booster_and_traffic(args: argparse.Namespace):
     import xgboost as xgb
 
-    from fraud_assets.core.features import fit_preprocessor
-    from fraud_assets.core.generate import generate_transactions
-    from fraud_assets.core.schema import LABEL, feature_matrix
-    from fraud_assets.core.splits import split_transactions
-    from fraud_assets.core.training import TrainingConfig, train_fraud_model
+    from fraud_assets.core.data.features import fit_preprocessor
+    from fraud_assets.core.data.schema import LABEL, feature_matrix
+    from fraud_assets.core.data.splits import split_transactions
+    from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
+    from fraud_assets.synthetic.generate import generate_transactions
 
     config = TrainingConfig()
     if args.max_depth is not None:
@@ -77,7 +77,7 @@ def main() -> None:
     args = _arguments()
     import xgboost as xgb
 
-    from fraud_assets.core.tree_shap import TreeShapTables
+    from fraud_assets.core.model.tree_shap import TreeShapTables
 
     booster, features, config = _booster_and_traffic(args)
     start = time.perf_counter()

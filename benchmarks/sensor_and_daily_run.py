@@ -20,9 +20,9 @@ import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fraud_assets.core.generate import generate_transactions  # noqa: E402
 from fraud_assets.definitions import build_definitions  # noqa: E402
 from fraud_assets.defs.sensors import MAX_FILES_PER_TICK, build_incoming_sensor  # noqa: E402
+from fraud_assets.synthetic.generate import generate_transactions  # noqa: E402
 from fraud_assets_tests.services.s3_server import running_s3_server  # noqa: E402
 
 DAY = "2025-03-04"

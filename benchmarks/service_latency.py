@@ -34,12 +34,12 @@ FRAUD = Path(sys.executable).parent / "fraud"
 
 
 def train_registry(root: Path, rows: int) -> tuple[str, list[dict]]:
-    from fraud_assets.core.features import fit_preprocessor
-    from fraud_assets.core.generate import generate_transactions
-    from fraud_assets.core.registry import ModelRegistry
-    from fraud_assets.core.splits import split_transactions
-    from fraud_assets.core.storage import Location
-    from fraud_assets.core.training import train_fraud_model
+    from fraud_assets.core.data.features import fit_preprocessor
+    from fraud_assets.core.data.splits import split_transactions
+    from fraud_assets.core.model.registry import ModelRegistry
+    from fraud_assets.core.model.training import train_fraud_model
+    from fraud_assets.core.storage.locations import Location
+    from fraud_assets.synthetic.generate import generate_transactions
 
     splits = split_transactions(generate_transactions(rows, seed=0))
     model = train_fraud_model(splits, fit_preprocessor(splits.train))

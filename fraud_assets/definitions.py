@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from fraud_assets import settings
 from fraud_assets.defs import checks
 from fraud_assets.defs.alerting import build_run_failure_sensor
 from fraud_assets.defs.assets import ingestion, monitoring, scoring, training
@@ -13,7 +14,6 @@ from fraud_assets.defs.resources import (
     DriftSettings,
     MetricsPusher,
     SlackAlerts,
-    fraud_env,
     gate_from_env,
     setting,
     storage_for,
@@ -38,7 +38,7 @@ def build_resources(env: str) -> dict:
 
 
 def build_definitions(env: str | None = None) -> dg.Definitions:
-    env = env or fraud_env()
+    env = env or settings.fraud_env()
     production = env == "production"
     # Locally every step runs in one process: starting a Python process per step costs more
     # than most steps. Production keeps a process per step, forked from a server that has

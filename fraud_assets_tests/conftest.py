@@ -20,7 +20,7 @@ LABELLED_ROWS = 30_000
 @pytest.fixture(scope="session")
 def labelled_frame():
     """30k labelled rows over two days, Time in whole seconds like the real file."""
-    from fraud_assets.core.generate import generate_transactions
+    from fraud_assets.synthetic.generate import generate_transactions
     from fraud_assets_tests.ulb_files import ulb_like
 
     return ulb_like(generate_transactions(LABELLED_ROWS, seed=11, fraud_rate=FRAUD_RATE))
@@ -29,21 +29,21 @@ def labelled_frame():
 @pytest.fixture(scope="session")
 def batch_frame():
     """An unlabelled day of 5,000 transactions after the training period."""
-    from fraud_assets.core.generate import generate_transactions
+    from fraud_assets.synthetic.generate import generate_transactions
 
     return generate_transactions(5_000, seed=5, start_day=2, n_days=1, labels=False)
 
 
 @pytest.fixture(scope="session")
 def time_splits(labelled_frame):
-    from fraud_assets.core.splits import split_transactions
+    from fraud_assets.core.data.splits import split_transactions
 
     return split_transactions(labelled_frame, strategy="time")
 
 
 @pytest.fixture(scope="session")
 def fast_config():
-    from fraud_assets.core.training import TrainingConfig
+    from fraud_assets.core.model.training import TrainingConfig
 
     return TrainingConfig(n_estimators=60, early_stopping_rounds=20, n_threads=2, seed=0)
 
@@ -51,8 +51,8 @@ def fast_config():
 @pytest.fixture(scope="session")
 def trained_model(time_splits, fast_config):
     """One small model for the whole session; tests must not mutate it."""
-    from fraud_assets.core.features import fit_preprocessor
-    from fraud_assets.core.training import train_fraud_model
+    from fraud_assets.core.data.features import fit_preprocessor
+    from fraud_assets.core.model.training import train_fraud_model
 
     return train_fraud_model(time_splits, fit_preprocessor(time_splits.train), fast_config)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraud_assets.core.schema import LABEL, LABELLED_COLUMNS, TIME
+from fraud_assets.core.data.schema import LABEL, LABELLED_COLUMNS, TIME
 
 # The header and first two data rows of the real creditcard.csv, byte for byte.
 REAL_HEADER = ",".join(f'"{name}"' for name in LABELLED_COLUMNS)

@@ -8,10 +8,11 @@ import os
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
-from fraud_assets.core import drift
-from fraud_assets.core.schema import feature_matrix
-from fraud_assets.core.storage import write_json_atomic
-from fraud_assets.core.tables import iter_transaction_chunks, read_transactions, write_table
+from fraud_assets.core.data import profile
+from fraud_assets.core.data.schema import feature_matrix
+from fraud_assets.core.data.tables import iter_transaction_chunks, read_transactions, write_table
+from fraud_assets.core.monitoring import drift
+from fraud_assets.core.storage.locations import write_json_atomic
 
 
 @click.command("generate")
@@ -26,7 +27,7 @@ from fraud_assets.core.tables import iter_transaction_chunks, read_transactions,
               help="Shift the genuine population (0: none; 0.5: clearly drifted).")
 def generate_command(n_samples, output, seed, start_day, n_days, no_labels, drift):
     """Generate realistic transactions in the creditcard.csv schema."""
-    from fraud_assets.core.generate import generate_transactions  # pandas: not for `fraud --help`
+    from fraud_assets.synthetic.generate import generate_transactions  # pandas: not for `fraud --help`
 
     output_table(output)
     frame = generate_transactions(
@@ -48,17 +49,17 @@ def drift_command(reference, current, output, model_dir):
     input_table(current, "--current")
     model = load_model_dir(model_dir) if model_dir else None
     reference_frame = read_transactions(os.path.abspath(reference), require_label=False, source=reference)
-    columns = {name: reference_frame[name].to_numpy() for name in drift.DRIFT_FEATURES}
+    columns = {name: reference_frame[name].to_numpy() for name in profile.DRIFT_FEATURES}
     if model is not None:
-        columns[drift.SCORE] = model.predict_proba(
+        columns[profile.SCORE] = model.predict_proba(
             feature_matrix(reference_frame)
         )
-    accumulator = drift.DriftAccumulator(drift.build_reference(columns))
+    accumulator = drift.DriftAccumulator(profile.build_reference(columns))
     del reference_frame, columns
     for chunk in iter_transaction_chunks(os.path.abspath(current), source=current):
-        values = {name: chunk[name].to_numpy() for name in drift.DRIFT_FEATURES}
+        values = {name: chunk[name].to_numpy() for name in profile.DRIFT_FEATURES}
         if model is not None:
-            values[drift.SCORE] = model.predict_proba(
+            values[profile.SCORE] = model.predict_proba(
                 feature_matrix(chunk)
             )
         accumulator.add(values)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from fraud_assets.core.tables import write_table
+from fraud_assets import settings
+from fraud_assets.core.data.tables import write_table
 
 DAGSTER_HOME_DIR = ".dagster_home"
 TRAINING_DAYS = 2
@@ -22,7 +23,7 @@ def _demo_dates(days: int) -> list[str]:
 
 def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift: float, seed: int) -> list[str]:
     """Write the labelled dataset and one unlabelled batch per day, unless already there."""
-    from fraud_assets.core.generate import generate_transactions  # pandas: not for `fraud --help`
+    from fraud_assets.synthetic.generate import generate_transactions  # pandas: not for `fraud --help`
 
     raw = root / "data" / "raw" / "creditcard.csv"
     if not raw.exists():
@@ -78,7 +79,7 @@ def demo_command(rows, batch_rows, days, drift, seed):
     os.environ.setdefault("FRAUD_ENV", "local")
     if os.environ["FRAUD_ENV"] != "local":
         raise click.ClickException("fraud demo runs on the embedded default: unset FRAUD_ENV")
-    root = Path(os.environ.get("FRAUD_LOCAL_DIR") or Path.cwd()).resolve()
+    root = settings.local_root()
     # dagster.yaml keeps its storage paths relative to the project folder.
     os.chdir(root)
     dates = ensure_demo_data(root, rows=rows, batch_rows=batch_rows, days=days, drift=drift, seed=seed)

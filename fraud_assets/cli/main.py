@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from fraud_assets.core.schema import DataValidationError
+from fraud_assets.core.data.schema import DataValidationError
 
 # Each command's module is imported only when that command runs. Training and the demo need
 # pandas, scikit-learn and Dagster, which take seconds to import; `fraud score` needs none of

@@ -6,11 +6,11 @@ import os
 
 import click
 
-from fraud_assets.core.model import MANIFEST_FILE, FraudModel
-from fraud_assets.core.registry import PRODUCTION_POINTER, ModelRegistry, UnknownModelVersion
-from fraud_assets.core.storage import Location
-from fraud_assets.core.tables import table_format
-from fraud_assets.core.xgboost_runtime import XGBoostRuntimeError
+from fraud_assets.core.data.tables import table_format
+from fraud_assets.core.model.bundle import MANIFEST_FILE, FraudModel
+from fraud_assets.core.model.registry import PRODUCTION_POINTER, ModelRegistry, UnknownModelVersion
+from fraud_assets.core.model.xgboost_runtime import XGBoostRuntimeError
+from fraud_assets.core.storage.locations import Location
 
 LOCAL_FS = Location("/").fs
 

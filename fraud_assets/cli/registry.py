@@ -10,15 +10,12 @@ import json
 
 import click
 
-from fraud_assets.core.registry import ModelRegistry, UnknownModelVersion
+from fraud_assets import settings
+from fraud_assets.core.model.registry import ModelRegistry, UnknownModelVersion
 
 
 def _storage():
-    # Imported here: the settings module pulls in Dagster (~1 s), which commands that do
-    # not touch the registry should not pay for.
-    from fraud_assets.defs.resources import fraud_env, storage_for
-
-    return storage_for(fraud_env())
+    return settings.store_urls()
 
 
 @click.group("model")

@@ -7,17 +7,14 @@ import posixpath
 
 import click
 
-from fraud_assets.core.s3_admin import bootstrap_bucket, plan_buckets
-from fraud_assets.core.storage import sse_arguments
-from fraud_assets.core.tables import has_label, iter_transaction_chunks
+from fraud_assets import settings
+from fraud_assets.core.data.tables import has_label, iter_transaction_chunks
+from fraud_assets.core.storage.locations import sse_arguments
+from fraud_assets.core.storage.s3_admin import bootstrap_bucket, plan_buckets
 
 
 def _buckets_and_client():
-    # Imported on use: the settings module pulls in Dagster (~1 s), which commands that do
-    # not touch S3 should not pay for.
-    from fraud_assets.defs.resources import bucket_names, s3_client
-
-    return bucket_names(), s3_client()
+    return settings.bucket_names(), settings.s3_client()
 
 
 @click.group("s3")

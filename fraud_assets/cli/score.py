@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
-from fraud_assets.core.features import Preprocessor
-from fraud_assets.core.scoring import score_file
-from fraud_assets.core.storage import write_json_atomic
-from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS
+from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
+from fraud_assets.core.model.scoring import score_file
+from fraud_assets.core.storage.locations import write_json_atomic
 
 
 @click.command("score")

@@ -29,13 +29,13 @@ def serve_command(
     """Serve POST /predict, GET /health and GET /metrics with the production model."""
     import uvicorn
 
-    from fraud_assets.defs.resources import fraud_env, storage_for
+    from fraud_assets import settings
     from fraud_assets.service import NoProductionModel, create_app
 
     # Model swaps and reload failures are INFO/ERROR records an operator must see.
     logging.getLogger("fraud_assets.service").setLevel(logging.INFO)
     try:
-        registry = storage_for(fraud_env()).registry()
+        registry = settings.store_urls().registry()
         app = create_app(
             registry, reload_interval=reload_interval, batch_threads=batch_threads,
             contributions=contributions,

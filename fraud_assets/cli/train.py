@@ -7,7 +7,7 @@ import os
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table
-from fraud_assets.core.threshold import STRATEGIES, ThresholdPolicy  # numpy only
+from fraud_assets.core.model.threshold import STRATEGIES, ThresholdPolicy  # numpy only
 
 # What --optimize-threshold can tune; without it the threshold is fixed at 0.5.
 _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
@@ -32,11 +32,11 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
     # Imported here: training's libraries (pandas, scikit-learn, xgboost) take seconds, which
     # `fraud --help` and the other commands should not pay.
-    from fraud_assets.core.features import fit_preprocessor
-    from fraud_assets.core.splits import split_transactions
-    from fraud_assets.core.storage import write_json_atomic
-    from fraud_assets.core.tables import read_transactions
-    from fraud_assets.core.training import TrainingConfig, train_fraud_model
+    from fraud_assets.core.data.features import fit_preprocessor
+    from fraud_assets.core.data.splits import split_transactions
+    from fraud_assets.core.data.tables import read_transactions
+    from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
+    from fraud_assets.core.storage.locations import write_json_atomic
 
     input_table(data_path, "--data")
     frame = read_transactions(os.path.abspath(data_path), source=data_path)

@@ -1,5 +1,7 @@
-"""Pure fraud-detection core: data schema, features, training, scoring, drift.
+"""The pure fraud-detection core, grouped by concern; nothing here imports Dagster.
 
-Nothing in this package imports Dagster, so the command line, the HTTP service and the
-Dagster definitions all share one implementation that can be tested on its own.
+The command line, the HTTP service and the Dagster definitions share this one
+implementation, testable on its own. Layers, lowest first: ``storage`` (where bytes live)
+and ``data`` (transactions) at the bottom, ``model`` above data, ``monitoring`` on top; a
+subpackage imports only those below it.
 """

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from fraud_assets.core import telemetry
+from fraud_assets.core.monitoring import telemetry
 from fraud_assets.defs.resources import MetricsPusher, SlackAlerts
 
 # The `fraud/job` tag of a run -> the Pushgateway jobs whose failure time it should set.

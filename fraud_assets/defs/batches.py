@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from fsspec.implementations.local import LocalFileSystem
 
-from fraud_assets.core.storage import Location, write_json_atomic
-from fraud_assets.core.tables import TABLE_SUFFIXES, is_table_file
+from fraud_assets.core.data.tables import TABLE_SUFFIXES, is_table_file
+from fraud_assets.core.storage.locations import Location, write_json_atomic
 
 _DATED_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 

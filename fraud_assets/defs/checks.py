@@ -3,8 +3,8 @@
 import dagster as dg
 import pandas as pd
 
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.schema import LABEL
+from fraud_assets.core.data.schema import LABEL
+from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate, SlackAlerts
 
 

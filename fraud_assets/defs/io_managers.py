@@ -6,10 +6,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from fraud_assets.core.features import Preprocessor
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.storage import Location, read_json, write_json_atomic
-from fraud_assets.core.tables import write_table
+from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.data.tables import write_table
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.storage.locations import Location, read_json, write_json_atomic
 from fraud_assets.defs.resources import FraudStorage
 
 _TABLE, _JSON = ".parquet", ".json"

@@ -1,46 +1,24 @@
 """Resources: where data lives, quality bars, and the outside services runs report to.
 
-Every setting is read here and nowhere else. ``FRAUD_ENV`` picks local disk (the default)
-or S3; values come from the environment through :class:`dagster.EnvVar`, so the UI shows the
-variable's name rather than its value.
+Settings are read by :mod:`fraud_assets.settings` (shared with the command line and the
+service); these resources carry them into Dagster. Credentials go through
+:class:`dagster.EnvVar`, so the UI shows the variable's name rather than its value.
 """
 
+import dataclasses
 import os
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from fraud_assets.core import alerts, telemetry
-from fraud_assets.core.gate import GateResult, evaluate_gate
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.registry import ModelRegistry
-from fraud_assets.core.storage import Location, s3_storage_options
-from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS
-
-DEFAULT_BUCKETS = {
-    "FRAUD_DATA_BUCKET": "card-fraud-prod-data",
-    "FRAUD_MODELS_BUCKET": "card-fraud-prod-models",
-    "FRAUD_PREDICTIONS_BUCKET": "card-fraud-prod-predictions",
-    "FRAUD_BACKUP_BUCKET": "card-fraud-prod-backups",
-}
-
-
-def fraud_env() -> str:
-    env = os.environ.get("FRAUD_ENV", "local").strip().lower() or "local"
-    if env not in ("local", "production"):
-        raise ValueError(f"FRAUD_ENV must be 'local' or 'production', not {env!r}")
-    return env
-
-
-def setting(name: str, default: str | None = None):
-    """The variable as an EnvVar when it is set, else the documented default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
-
-
-def local_root() -> Path:
-    return Path(os.environ.get("FRAUD_LOCAL_DIR") or Path.cwd()).resolve()
+from fraud_assets import settings
+from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.gate import GateResult, evaluate_gate
+from fraud_assets.core.model.registry import ModelRegistry
+from fraud_assets.core.monitoring import alerts, telemetry
+from fraud_assets.core.storage.locations import Location
 
 
 class FraudStorage(dg.ConfigurableResource):
@@ -54,30 +32,35 @@ class FraudStorage(dg.ConfigurableResource):
     aws_region: str | None = None
     kms_key_id: str | None = Field(default=None, description="Encrypt with this KMS key, not AES256.")
 
-    def _location(self, url: str) -> Location:
-        if url.startswith("s3://"):
-            options = s3_storage_options(
-                endpoint_url=self.s3_endpoint_url, region=self.aws_region, kms_key_id=self.kms_key_id
-            )
-            return Location(url, options)
-        return Location(url)
+    @classmethod
+    def from_urls(cls, urls: settings.StoreUrls) -> "FraudStorage":
+        return cls(**dataclasses.asdict(urls))
+
+    def urls(self) -> settings.StoreUrls:
+        return settings.StoreUrls(
+            data_url=self.data_url,
+            models_url=self.models_url,
+            predictions_url=self.predictions_url,
+            backup_url=self.backup_url,
+            s3_endpoint_url=self.s3_endpoint_url,
+            aws_region=self.aws_region,
+            kms_key_id=self.kms_key_id,
+        )
 
     def data(self) -> Location:
-        return self._location(self.data_url)
+        return self.urls().data()
 
     def models(self) -> Location:
-        return self._location(self.models_url)
+        return self.urls().models()
 
     def predictions(self) -> Location:
-        return self._location(self.predictions_url)
+        return self.urls().predictions()
 
     def backup(self) -> Location:
-        if not self.backup_url:
-            raise ValueError("no backup location configured (FRAUD_BACKUP_BUCKET)")
-        return self._location(self.backup_url)
+        return self.urls().backup()
 
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.models())
+        return self.urls().registry()
 
 
 class DatasetSettings(dg.ConfigurableResource):
@@ -93,9 +76,12 @@ class DatasetSettings(dg.ConfigurableResource):
 class QualityGate(dg.ConfigurableResource):
     """The bar a newly trained model must clear before it serves."""
 
-    auprc_floor: float = Field(default=0.5, description="Minimum test-split AUPRC.")
+    auprc_floor: float = Field(
+        default=settings.AUPRC_FLOOR_DEFAULT, description="Minimum test-split AUPRC."
+    )
     max_auprc_regression: float = Field(
-        default=0.02, description="Largest allowed AUPRC drop against the production model."
+        default=settings.MAX_AUPRC_REGRESSION_DEFAULT,
+        description="Largest allowed AUPRC drop against the production model.",
     )
     min_prevalence: float = Field(default=0.0001, description="Plausible fraud share, low end.")
     max_prevalence: float = Field(default=0.05, description="Plausible fraud share, high end.")
@@ -118,44 +104,20 @@ class DriftSettings(dg.ConfigurableResource):
 
 
 def storage_for(env: str) -> FraudStorage:
-    if env == "production":
-        buckets = bucket_names()
-        return FraudStorage(
-            data_url=f"s3://{buckets['data']}",
-            models_url=f"s3://{buckets['models']}/models",
-            predictions_url=f"s3://{buckets['predictions']}/predictions",
-            backup_url=f"s3://{buckets['backups']}/backups",
-            # Plain values, not EnvVar: the CLI builds this resource outside Dagster, and
-            # none of these is a secret.
-            s3_endpoint_url=os.environ.get("FRAUD_S3_ENDPOINT_URL") or None,
-            aws_region=_aws_region(),
-            kms_key_id=os.environ.get("FRAUD_KMS_KEY_ID") or None,
-        )
-    root = local_root()
-    return FraudStorage(
-        data_url=str(root / "data"),
-        models_url=str(root / "models"),
-        predictions_url=str(root / "data" / "predictions"),
-        backup_url=str(root / "backups"),
-    )
+    # Plain values, not EnvVar: none is a secret, and the UI shows where the data lives.
+    return FraudStorage.from_urls(settings.store_urls(env))
 
 
-def _aws_region() -> str | None:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+def setting(name: str, default: str | None = None):
+    """The variable as an EnvVar when it is set, else ``default``: the UI then shows the
+    variable's name rather than its value (webhook URLs are credentials)."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
 
 
 def gate_from_env() -> QualityGate:
-    """The gate with FRAUD_AUPRC_FLOOR / FRAUD_MAX_AUPRC_REGRESSION where set; defaults
-    are the resource's own."""
-    overrides = {
-        field: float(os.environ[variable])
-        for field, variable in (
-            ("auprc_floor", "FRAUD_AUPRC_FLOOR"),
-            ("max_auprc_regression", "FRAUD_MAX_AUPRC_REGRESSION"),
-        )
-        if os.environ.get(variable)
-    }
-    return QualityGate(**overrides)
+    return QualityGate(
+        auprc_floor=settings.auprc_floor(), max_auprc_regression=settings.max_auprc_regression()
+    )
 
 
 class MetricsPusher(dg.ConfigurableResource):
@@ -195,26 +157,3 @@ class SlackAlerts(dg.ConfigurableResource):
 
     def post(self, text: str) -> bool:
         return alerts.post_slack_message(self.webhook_url, text)
-
-
-def bucket_names() -> dict[str, str]:
-    """Bucket names by role, from the environment or the deployment guide's defaults."""
-    return {
-        role: os.environ.get(variable) or DEFAULT_BUCKETS[variable]
-        for role, variable in (
-            ("data", "FRAUD_DATA_BUCKET"),
-            ("models", "FRAUD_MODELS_BUCKET"),
-            ("predictions", "FRAUD_PREDICTIONS_BUCKET"),
-            ("backups", "FRAUD_BACKUP_BUCKET"),
-        )
-    }
-
-
-def s3_client():
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=os.environ.get("FRAUD_S3_ENDPOINT_URL") or None,
-        region_name=_aws_region(),
-    )

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from fraud_assets.core.storage import Location
-from fraud_assets.core.tables import is_table_file
+from fraud_assets.core.data.tables import is_table_file
+from fraud_assets.core.storage.locations import Location
 from fraud_assets.defs.batches import batch_date, quarantine
 from fraud_assets.defs.jobs import scoring_job
 from fraud_assets.defs.partitions import daily_partitions

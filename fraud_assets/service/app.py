@@ -14,8 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.registry import ModelRegistry
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.registry import ModelRegistry
 from fraud_assets.service import schemas
 from fraud_assets.service.metrics import ServiceMetrics
 from fraud_assets.service.model_holder import ModelHolder

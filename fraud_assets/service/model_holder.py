@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.registry import ModelRegistry
-from fraud_assets.core.schema import FEATURE_COLUMNS
+from fraud_assets.core.data.schema import FEATURE_COLUMNS
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import xgboost as xgb
 
-from fraud_assets.core.model import FraudModel
+from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.service.model_holder import ServingModel
 from fraud_assets.service.schemas import ParsedRequest
 

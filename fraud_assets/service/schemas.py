@@ -16,7 +16,7 @@ from operator import itemgetter
 import numpy as np
 import orjson
 
-from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL, NON_NEGATIVE_COLUMNS
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, NON_NEGATIVE_COLUMNS
 
 # Documented in docs/deployment.md. A full-precision transaction is about 700 bytes of JSON,
 # so 2 MiB holds the largest accepted batch; bigger jobs belong to batch scoring.

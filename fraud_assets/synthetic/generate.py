@@ -39,7 +39,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from fraud_assets.core.schema import (
+from fraud_assets.core.data.schema import (
     FEATURE_COLUMNS,
     LABEL,
     PCA_COLUMNS,

@@ -6,10 +6,10 @@ import time
 import dagster as dg
 import pytest
 
-from fraud_assets.core.generate import generate_transactions
-from fraud_assets.core.tables import write_table
+from fraud_assets.core.data.tables import write_table
 from fraud_assets.definitions import build_definitions
 from fraud_assets.defs.alerting import build_run_failure_sensor
+from fraud_assets.synthetic.generate import generate_transactions
 from fraud_assets_tests.graph.conftest import check_results, run_pipeline
 from fraud_assets_tests.services.prometheus_stack import (
     dashboard_query_failures,
@@ -64,7 +64,7 @@ def test_failed_run_posts_to_slack_and_records_the_failure(
 
 def test_without_webhook_alerts_only_log(project, instance, monkeypatch, caplog):
     monkeypatch.delenv("FRAUD_SLACK_WEBHOOK_URL", raising=False)
-    caplog.set_level(logging.INFO, logger="fraud_assets.core.alerts")
+    caplog.set_level(logging.INFO, logger="fraud_assets.core.monitoring.alerts")
     run, failure = failed_scoring_run(instance)
     evaluate_failure_sensor(instance, run, failure, "local")  # must not raise
     assert any("No Slack webhook URL configured" in r.getMessage() for r in caplog.records)
@@ -130,7 +130,7 @@ def test_runs_push_metrics_that_prometheus_scrapes(project, instance, pushgatewa
 
 
 def test_a_failed_pipeline_run_marks_only_the_stages_that_failed():
-    from fraud_assets.core import telemetry
+    from fraud_assets.core.monitoring import telemetry
     from fraud_assets.defs.alerting import PIPELINE_STAGE_OF_STEP, jobs_to_mark_failed
 
     assert jobs_to_mark_failed("pipeline", ["drift_statistics"]) == (telemetry.JOB_DRIFT,)

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 from fraud_assets.cli.main import cli, main
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.registry import ModelRegistry
-from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL, PCA_COLUMNS
-from fraud_assets.core.splits import split_transactions
-from fraud_assets.core.storage import Location
-from fraud_assets.core.tables import read_transactions
-from fraud_assets.core.training import TrainingConfig
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, PCA_COLUMNS
+from fraud_assets.core.data.splits import split_transactions
+from fraud_assets.core.data.tables import read_transactions
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.registry import ModelRegistry
+from fraud_assets.core.model.training import TrainingConfig
+from fraud_assets.core.storage.locations import Location
 from fraud_assets_tests.import_probe import run_fraud
 from fraud_assets_tests.ulb_files import replace_cell, write_ulb_csv
 
@@ -43,7 +43,7 @@ def fraud(capsys, *argv: str) -> tuple[int, str, str]:
 def fast_training(monkeypatch):
     """The CLI's training, with fewer rounds: same code path, a few seconds per model."""
     # `fraud train` imports its training code when it runs, so the patch goes to the source.
-    monkeypatch.setattr("fraud_assets.core.training.TrainingConfig",
+    monkeypatch.setattr("fraud_assets.core.model.training.TrainingConfig",
                         functools.partial(TrainingConfig, n_estimators=60, early_stopping_rounds=20))
 
 
@@ -86,7 +86,7 @@ class _Capture:
         from click.testing import CliRunner
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("fraud_assets.core.training.TrainingConfig",
+            patch.setattr("fraud_assets.core.model.training.TrainingConfig",
                           functools.partial(TrainingConfig, n_estimators=60, early_stopping_rounds=20))
             result = CliRunner().invoke(cli, [str(a) for a in argv], catch_exceptions=False)
         return result.exit_code, result.stdout, result.stderr

@@ -15,8 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from fraud_assets.core.generate import DRIFT_FEATURES, generate_transactions
-from fraud_assets.core.schema import (
+from fraud_assets.core.data.schema import (
     AMOUNT,
     FEATURE_COLUMNS,
     LABEL,
@@ -25,6 +24,7 @@ from fraud_assets.core.schema import (
     SECONDS_PER_DAY,
     TIME,
 )
+from fraud_assets.synthetic.generate import DRIFT_FEATURES, generate_transactions
 
 ROWS = 200_000
 SEED = 2024

@@ -13,15 +13,16 @@ import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
 
-from fraud_assets.core import drift
-from fraud_assets.core import gate as gate_module
-from fraud_assets.core.features import MODEL_FEATURES, Preprocessor, fit_preprocessor
-from fraud_assets.core.model import MANIFEST_FILE, MODEL_FILE, PREPROCESSING_FILE, FraudModel
-from fraud_assets.core.registry import ModelRegistry, UnknownModelVersion
-from fraud_assets.core.schema import FEATURE_COLUMNS, LABEL, SECONDS_PER_DAY, TIME
-from fraud_assets.core.splits import split_transactions
-from fraud_assets.core.storage import Location
-from fraud_assets.core.threshold import ThresholdPolicy, choose_threshold
+from fraud_assets.core.data import profile
+from fraud_assets.core.data.features import MODEL_FEATURES, Preprocessor, fit_preprocessor
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, SECONDS_PER_DAY, TIME
+from fraud_assets.core.data.splits import split_transactions
+from fraud_assets.core.model import gate as gate_module
+from fraud_assets.core.model.bundle import MANIFEST_FILE, MODEL_FILE, PREPROCESSING_FILE, FraudModel
+from fraud_assets.core.model.registry import ModelRegistry, UnknownModelVersion
+from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
+from fraud_assets.core.monitoring import drift
+from fraud_assets.core.storage.locations import Location
 
 LOCAL = fsspec.filesystem("file")
 
@@ -305,8 +306,8 @@ def test_log_odds_correction_restores_the_prevalence_scale(trained_model, time_s
 
 
 def test_training_refuses_splits_without_frauds(time_splits, fast_config):
-    from fraud_assets.core.splits import Splits
-    from fraud_assets.core.training import train_fraud_model
+    from fraud_assets.core.data.splits import Splits
+    from fraud_assets.core.model.training import train_fraud_model
 
     genuine = time_splits.validation[time_splits.validation[LABEL] == 0]
     splits = Splits(train=time_splits.train, validation=genuine, test=time_splits.test)
@@ -326,8 +327,8 @@ def test_bundle_round_trip_gives_identical_predictions(trained_model, time_split
     assert loaded.metrics == json.loads(json.dumps(trained_model.metrics))
     raw = _raw(time_splits.test)
     np.testing.assert_array_equal(loaded.predict_proba(raw), trained_model.predict_proba(raw))
-    reference = drift.reference_from_dict(loaded.drift_reference)
-    assert set(reference) == {*drift.DRIFT_FEATURES, drift.SCORE}
+    reference = profile.reference_from_dict(loaded.drift_reference)
+    assert set(reference) == {*profile.DRIFT_FEATURES, profile.SCORE}
 
 
 # --- the promotion gate ------------------------------------------------------------------------------
@@ -420,7 +421,7 @@ def _normal_reference(rng, n=20_000):
 
 def test_identical_distributions_are_stable():
     rng = np.random.default_rng(0)
-    reference = drift.build_reference(_normal_reference(rng))
+    reference = profile.build_reference(_normal_reference(rng))
     report = drift.compare(reference, _normal_reference(rng))
     assert not report["drift_detected"]
     assert report["drift_level"] == "stable"
@@ -431,7 +432,7 @@ def test_identical_distributions_are_stable():
 
 def test_shifted_distributions_are_major():
     rng = np.random.default_rng(1)
-    reference = drift.build_reference(_normal_reference(rng))
+    reference = profile.build_reference(_normal_reference(rng))
     current = _normal_reference(rng)
     current["x"] = current["x"] + 2.0  # one reference std
     current["y"] = current["y"] * 3.0
@@ -444,7 +445,7 @@ def test_shifted_distributions_are_major():
 
 def test_one_drifted_feature_of_two_meets_the_default_share():
     rng = np.random.default_rng(2)
-    reference = drift.build_reference(_normal_reference(rng))
+    reference = profile.build_reference(_normal_reference(rng))
     current = _normal_reference(rng)
     current["x"] = current["x"] + 0.5
     report = drift.compare(reference, current)
@@ -458,7 +459,7 @@ def test_one_drifted_feature_of_two_meets_the_default_share():
 
 def test_streaming_over_chunks_equals_one_shot():
     rng = np.random.default_rng(3)
-    reference = drift.build_reference(_normal_reference(rng))
+    reference = profile.build_reference(_normal_reference(rng))
     current = _normal_reference(rng, 9_999)
     current["x"] = current["x"] * 1.3 + 0.2
     one_shot = drift.compare(reference, current)
@@ -477,7 +478,7 @@ def test_streaming_over_chunks_equals_one_shot():
 
 def test_psi_with_empty_bins_is_finite_and_major():
     rng = np.random.default_rng(4)
-    reference = drift.build_reference({"x": rng.normal(0, 1, 5_000)})
+    reference = profile.build_reference({"x": rng.normal(0, 1, 5_000)})
     report = drift.compare(reference, {"x": np.full(1_000, 50.0)})  # all in the top bin
     psi = report["features"]["x"]["psi"]
     assert np.isfinite(psi) and psi > 0.25
@@ -490,7 +491,7 @@ def test_psi_with_an_empty_reference_bin_is_finite():
     # large but finite PSI, and current data like the reference must stay stable.
     rng = np.random.default_rng(8)
     values = np.where(rng.random(5_000) < 0.93, 0.01, 0.5 + rng.random(5_000) / 2)
-    reference = drift.build_reference({"score": values})
+    reference = profile.build_reference({"score": values})
     assert reference["score"].psi_fractions[0] == 0.0
     moved = drift.compare(reference, {"score": np.full(500, 0.001)})["features"]["score"]
     assert np.isfinite(moved["psi"]) and moved["psi_level"] == "major"
@@ -502,7 +503,7 @@ def test_psi_with_an_empty_reference_bin_is_finite():
 def test_wasserstein_of_a_pure_shift_is_the_shift(shift):
     rng = np.random.default_rng(5)
     values = rng.standard_t(5, 20_000) * 1.5  # heavy tails, like the V columns
-    reference = drift.build_reference({"x": values})
+    reference = profile.build_reference({"x": values})
     shifted = values + shift
     report = drift.compare(reference, {"x": shifted})
     ours = report["features"]["x"]["wasserstein_scaled"] * reference["x"].std
@@ -515,7 +516,7 @@ def test_wasserstein_matches_scipy_on_independent_samples(shift, widen):
     rng = np.random.default_rng(7)
     reference_values = rng.standard_t(5, 20_000) * 1.5
     current_values = rng.standard_t(5, 10_000) * 1.5 * widen + shift
-    reference = drift.build_reference({"x": reference_values})
+    reference = profile.build_reference({"x": reference_values})
     report = drift.compare(reference, {"x": current_values})
     ours = report["features"]["x"]["wasserstein_scaled"] * reference["x"].std
     exact = wasserstein_distance(reference_values, current_values)
@@ -524,12 +525,12 @@ def test_wasserstein_matches_scipy_on_independent_samples(shift, widen):
 
 def test_reference_survives_json_and_rejects_empty():
     rng = np.random.default_rng(6)
-    reference = drift.build_reference({"x": rng.normal(0, 1, 3_000)})
-    restored = drift.reference_from_dict(json.loads(json.dumps(drift.reference_to_dict(reference))))
+    reference = profile.build_reference({"x": rng.normal(0, 1, 3_000)})
+    restored = profile.reference_from_dict(json.loads(json.dumps(profile.reference_to_dict(reference))))
     current = {"x": rng.normal(0.3, 1, 2_000)}
     assert drift.compare(restored, current) == drift.compare(reference, current)
     with pytest.raises(ValueError, match="empty reference"):
-        drift.profile_feature(np.array([]))
+        profile.profile_feature(np.array([]))
     with pytest.raises(ValueError, match="no current rows"):
         drift.DriftAccumulator(reference).report()
 

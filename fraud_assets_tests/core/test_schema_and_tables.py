@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_assets.core import tables
-from fraud_assets.core.schema import (
+from fraud_assets.core.data import tables
+from fraud_assets.core.data.feature_chunks import iter_feature_chunks
+from fraud_assets.core.data.schema import (
     FEATURE_COLUMNS,
     LABEL,
     LABELLED_COLUMNS,
     DataValidationError,
     validate_frame,
 )
-from fraud_assets.core.tables import (
+from fraud_assets.core.data.tables import (
     has_label,
-    iter_feature_chunks,
     iter_transaction_chunks,
     read_transactions,
     write_table,

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from fraud_assets.core.schema import FEATURE_COLUMNS, DataValidationError
-from fraud_assets.core.scoring import PREDICTION_COLUMNS, score_file
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, DataValidationError
+from fraud_assets.core.model.scoring import PREDICTION_COLUMNS, score_file
 from fraud_assets_tests.ulb_files import replace_cell, write_ulb_csv
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_assets.core import tables
-from fraud_assets.core.read_ahead import read_ahead
-from fraud_assets.core.schema import FEATURE_COLUMNS, DataValidationError
-from fraud_assets.core.scoring import predict_chunk, score_file
-from fraud_assets.core.tables import iter_feature_chunks
+from fraud_assets.core.data import tables
+from fraud_assets.core.data.feature_chunks import iter_feature_chunks
+from fraud_assets.core.data.read_ahead import read_ahead
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, DataValidationError
+from fraud_assets.core.model.scoring import predict_chunk, score_file
 from fraud_assets_tests.ulb_files import replace_cell, write_ulb_csv
 
 
@@ -83,7 +83,7 @@ def test_bad_rows_in_different_slabs_of_one_chunk_are_all_counted(tmp_path, batc
 
 
 def test_predicting_a_slice_at_a_time_changes_no_value(trained_model, batch_frame, monkeypatch):
-    from fraud_assets.core import scoring
+    from fraud_assets.core.model import scoring
 
     monkeypatch.setattr(scoring, "PREDICT_ROWS", 333)
     raw = _pandas_features(batch_frame)

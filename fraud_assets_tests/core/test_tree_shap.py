@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from fraud_assets.core import tree_shap
-from fraud_assets.core.tree_shap import TreeShapTables, UnsupportedModel, leaf_shapley_values
+from fraud_assets.core.model import tree_shap
+from fraud_assets.core.model.tree_shap import TreeShapTables, UnsupportedModel, leaf_shapley_values
 
 
 def _brute_force_shapley(value: float, zero: np.ndarray, one: np.ndarray) -> np.ndarray:
@@ -172,7 +172,7 @@ def test_tables_too_large_are_refused(monkeypatch):
 
 
 def _raw_rows(batch_frame, rows: int = 200) -> np.ndarray:
-    from fraud_assets.core.schema import feature_matrix
+    from fraud_assets.core.data.schema import feature_matrix
 
     return feature_matrix(batch_frame.head(rows))
 
@@ -197,7 +197,7 @@ def test_tables_that_disagree_with_xgboost_are_not_used(trained_model, batch_fra
     model = _fresh_copy(trained_model)
     monkeypatch.setattr(TreeShapTables, "shap_values", lambda self, x: np.full((len(x), self.num_features), wrong))
     raw = _raw_rows(batch_frame, 20)
-    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.model"):
+    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.model.bundle"):
         got = model.contributions(raw)
     assert model._exact_contributions is None
     assert "differ from XGBoost's" in caplog.text

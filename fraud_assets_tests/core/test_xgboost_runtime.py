@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from fraud_assets.core.xgboost_runtime import NativeBooster, XGBoostRuntimeError
+from fraud_assets.core.model.xgboost_runtime import NativeBooster, XGBoostRuntimeError
 from fraud_assets_tests.import_probe import run_fraud
 
 
@@ -77,7 +77,7 @@ def test_scoring_path_does_not_import_the_heavy_libraries(model_dir, tmp_path):
     source = tmp_path / "batch.csv"
     subprocess.run(
         [sys.executable, "-c",
-         "from fraud_assets.core.generate import generate_transactions as g; "
+         "from fraud_assets.synthetic.generate import generate_transactions as g; "
          f"g(1000, seed=3, labels=False).to_csv({str(source)!r}, index=False)"],
         check=True,
     )

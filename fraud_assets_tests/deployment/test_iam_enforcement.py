@@ -168,7 +168,7 @@ def test_pipeline_calls_are_allowed(enforced: Stack) -> None:
     )
 
     def atomic_write(bucket: str, directory: str, name: str, body: bytes) -> None:
-        # fraud_assets.core.storage.atomic_path: write ".<name>.tmp-<hex>", then s3fs's mv,
+        # fraud_assets.core.storage.locations.atomic_path: write ".<name>.tmp-<hex>", then s3fs's mv,
         # which is CopyObject followed by DeleteObject of the temporary key.
         temporary = f"{directory}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
         s3.put_object(Bucket=bucket, Key=temporary, Body=body, ServerSideEncryption="AES256")

@@ -191,7 +191,7 @@ def _bucket(bucket: str) -> str:
 # bucket's root holds raw/ incoming/ processed/ quarantine/ and the data-side IO manager's
 # assets/, plus Dagster's compute logs; the registry root is models/ in the models bucket,
 # with one folder per version, the latest.json and production.json pointers
-# (fraud_assets/core/registry.py) and the model-side IO manager's assets/ beneath it;
+# (fraud_assets/core/model/registry.py) and the model-side IO manager's assets/ beneath it;
 # predictions/date=<day>/ in the predictions bucket; backups/ (same layout as the registry)
 # in the backup bucket.
 VERSION = "xgb-20250105T030000Z-0123abcd"

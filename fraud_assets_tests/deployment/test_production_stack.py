@@ -121,7 +121,7 @@ def _environment(
 
 
 def _upload(s3, bucket: str, key: str, frame, folder: Path) -> None:
-    from fraud_assets.core.tables import write_table
+    from fraud_assets.core.data.tables import write_table
 
     local = folder / Path(key).name
     write_table(frame, str(local))
@@ -283,7 +283,7 @@ def _stop_instigators(stack: Stack) -> None:
 def stack(database: str, s3_endpoint: str, tmp_path_factory) -> Iterator[Stack]:
     import boto3
 
-    from fraud_assets.core.generate import generate_transactions
+    from fraud_assets.synthetic.generate import generate_transactions
 
     folder = tmp_path_factory.mktemp("production-stack")
     home = folder / "dagster_home"

@@ -5,9 +5,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fraud_assets.core.generate import generate_transactions
-from fraud_assets.core.tables import write_table
+from fraud_assets.core.data.tables import write_table
 from fraud_assets.definitions import build_definitions
+from fraud_assets.synthetic.generate import generate_transactions
 
 DAY = "2025-03-04"
 # Enough frauds for every split of a small sample, so the graph runs in seconds.

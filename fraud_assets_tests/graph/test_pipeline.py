@@ -6,8 +6,8 @@ from dataclasses import replace
 import dagster as dg
 import pandas as pd
 
-from fraud_assets.core.registry import ModelRegistry
-from fraud_assets.core.storage import Location
+from fraud_assets.core.model.registry import ModelRegistry
+from fraud_assets.core.storage.locations import Location
 from fraud_assets.definitions import build_definitions
 
 from .conftest import DAY, check_results, materialized, run_pipeline, write_batch

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from fraud_assets.core import telemetry
+from fraud_assets.core.monitoring import telemetry
 from fraud_assets_tests.services.prometheus_stack import MONITORING_DIR, REPO_ROOT
 
 # Its compose-spec schema check is in deployment/test_container_files.py.

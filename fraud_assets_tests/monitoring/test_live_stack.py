@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from fraud_assets.core.telemetry import (
+from fraud_assets.core.monitoring.telemetry import (
     push_drift_metrics,
     push_scoring_metrics,
     push_training_metrics,

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from fraud_assets.core import telemetry
+from fraud_assets.core.monitoring import telemetry
 from fraud_assets_tests.services.prometheus_stack import (
     MONITORING_DIR,
     RULES_DIR,

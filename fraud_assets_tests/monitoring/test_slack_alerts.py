@@ -1,4 +1,4 @@
-"""fraud_assets.core.alerts against a local stand-in for Slack's webhook endpoint."""
+"""fraud_assets.core.monitoring.alerts against a local stand-in for Slack's webhook endpoint."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from fraud_assets.core import alerts
-from fraud_assets.core.alerts import post_slack_message
+from fraud_assets.core.monitoring import alerts
+from fraud_assets.core.monitoring.alerts import post_slack_message
 from fraud_assets_tests.services.http_recorder import RecordingServer, Response
 from fraud_assets_tests.services.prometheus_stack import free_port
 
@@ -52,7 +52,7 @@ def test_honours_retry_after_on_rate_limit(slack_server: RecordingServer,
 def test_gives_up_after_the_retries(slack_server: RecordingServer,
                                     caplog: pytest.LogCaptureFixture) -> None:
     slack_server.queue(503, 503, 503)
-    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.alerts"):
+    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.monitoring.alerts"):
         assert post_slack_message(slack_server.url + WEBHOOK_PATH, "hello", retries=2,
                                   backoff=0.01) is False
     assert len(slack_server.requests) == 3
@@ -69,14 +69,14 @@ def test_client_errors_are_not_retried(slack_server: RecordingServer) -> None:
 @pytest.mark.parametrize("url", [None, ""])
 def test_without_url_logs_and_returns_false(url: str | None,
                                             caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="fraud_assets.core.alerts"):
+    with caplog.at_level(logging.INFO, logger="fraud_assets.core.monitoring.alerts"):
         assert post_slack_message(url, "nobody listens") is False
     assert len(caplog.records) == 1
 
 
 def test_connection_errors_are_retried_then_reported(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}"
-    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.alerts"):
+    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.monitoring.alerts"):
         assert post_slack_message(url, "hello", retries=1, backoff=0.01, timeout=1) is False
     assert "2 attempt" in caplog.text
     assert "SECRETTOKEN" not in caplog.text

@@ -1,4 +1,4 @@
-"""fraud_assets.core.telemetry against a real Pushgateway on 127.0.0.1."""
+"""fraud_assets.core.monitoring.telemetry against a real Pushgateway on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from fraud_assets.core import telemetry
-from fraud_assets.core.telemetry import (
+from fraud_assets.core.monitoring import telemetry
+from fraud_assets.core.monitoring.telemetry import (
     push_drift_metrics,
     push_scoring_metrics,
     push_training_metrics,
@@ -259,9 +259,9 @@ def test_drift_refuses_unbounded_label_sets(pushgateway: Service) -> None:
 def test_no_gateway_url_logs_once_and_skips(
     url: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="fraud_assets.core.telemetry"):
+    with caplog.at_level(logging.INFO, logger="fraud_assets.core.monitoring.telemetry"):
         assert push_scoring_metrics(url, rows=1, flagged=0, seconds=1, model_version="m") is False
-    records = [r for r in caplog.records if r.name == "fraud_assets.core.telemetry"]
+    records = [r for r in caplog.records if r.name == "fraud_assets.core.monitoring.telemetry"]
     assert len(records) == 1
     assert "fraud_scoring" in records[0].getMessage()
 
@@ -270,7 +270,7 @@ def test_unreachable_gateway_returns_false_without_raising(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.telemetry"):
+    with caplog.at_level(logging.WARNING, logger="fraud_assets.core.monitoring.telemetry"):
         assert push_scoring_metrics(url, rows=1, flagged=0, seconds=1, model_version="m",
                                     timeout=1) is False
         assert push_training_metrics(url, auprc=1, roc_auc=1, threshold=0.5, seconds=1,
@@ -303,7 +303,7 @@ def test_gateway_errors_are_reported_not_raised() -> None:
 
 def test_credentials_in_the_url_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://user:s3cret@127.0.0.1:{free_port()}"
-    with caplog.at_level(logging.DEBUG, logger="fraud_assets.core.telemetry"):
+    with caplog.at_level(logging.DEBUG, logger="fraud_assets.core.monitoring.telemetry"):
         assert push_scoring_metrics(url, rows=1, flagged=0, seconds=1, model_version="m",
                                     timeout=1) is False
     assert caplog.records

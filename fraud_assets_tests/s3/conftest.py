@@ -6,8 +6,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from fraud_assets.core.generate import generate_transactions
-from fraud_assets.core.tables import write_table
+from fraud_assets.core.data.tables import write_table
+from fraud_assets.synthetic.generate import generate_transactions
 
 from ..graph.conftest import DAY, FRAUD_RATE, instance  # noqa: F401  (shared fixture)
 

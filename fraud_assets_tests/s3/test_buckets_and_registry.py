@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fraud_assets.cli.main import main
-from fraud_assets.core.s3_admin import MODELS_LIFECYCLE, PREDICTIONS_LIFECYCLE, PUBLIC_ACCESS_BLOCK
+from fraud_assets.core.storage.s3_admin import MODELS_LIFECYCLE, PREDICTIONS_LIFECYCLE, PUBLIC_ACCESS_BLOCK
 
 from ..graph.conftest import run_pipeline
 

@@ -5,10 +5,10 @@ import json
 import dagster as dg
 import pytest
 
-from fraud_assets.core.generate import generate_transactions
 from fraud_assets.definitions import build_definitions
 from fraud_assets.defs import sensors
 from fraud_assets.defs.sensors import build_incoming_sensor, read_cursor
+from fraud_assets.synthetic.generate import generate_transactions
 
 from ..graph.conftest import DAY, run_pipeline
 from .conftest import all_objects

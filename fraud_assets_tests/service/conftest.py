@@ -14,10 +14,10 @@ RELOAD_INTERVAL = 0.5
 
 
 def _train(seed: int):
-    from fraud_assets.core.features import fit_preprocessor
-    from fraud_assets.core.generate import generate_transactions
-    from fraud_assets.core.splits import split_transactions
-    from fraud_assets.core.training import TrainingConfig, train_fraud_model
+    from fraud_assets.core.data.features import fit_preprocessor
+    from fraud_assets.core.data.splits import split_transactions
+    from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
+    from fraud_assets.synthetic.generate import generate_transactions
 
     splits = split_transactions(generate_transactions(20_000, seed=seed, fraud_rate=0.01))
     config = TrainingConfig(n_estimators=40, n_threads=2, seed=seed)
@@ -33,8 +33,8 @@ def models():
 
 
 def make_registry(root: Path, models, production):
-    from fraud_assets.core.registry import ModelRegistry
-    from fraud_assets.core.storage import Location
+    from fraud_assets.core.model.registry import ModelRegistry
+    from fraud_assets.core.storage.locations import Location
 
     registry = ModelRegistry(Location(str(root / "models")))
     for model in models:
@@ -81,7 +81,7 @@ def client(service) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def transactions():
     """Unlabelled transactions after the training period, as JSON-ready dicts."""
-    from fraud_assets.core.generate import generate_transactions
+    from fraud_assets.synthetic.generate import generate_transactions
 
     # A raised fraud rate, so some transactions are flagged.
     frame = generate_transactions(400, seed=7, start_day=2, n_days=1, labels=False, fraud_rate=0.05)

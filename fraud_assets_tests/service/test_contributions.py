@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fraud_assets.core.schema import FEATURE_COLUMNS
+from fraud_assets.core.data.schema import FEATURE_COLUMNS
 
 
 def _features(transactions):

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from fraud_assets.core.schema import FEATURE_COLUMNS
+from fraud_assets.core.data.schema import FEATURE_COLUMNS
 
 
 def test_batch_scores_equal_the_batch_path_exactly(client, models, transactions, tmp_path):
-    from fraud_assets.core.scoring import score_file
+    from fraud_assets.core.model.scoring import score_file
 
     rows = [{"transaction_id": f"t{i:04d}", **row} for i, row in enumerate(transactions)]
     response = client.post("/predict", json=rows)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fraud_assets.core.schema import (
+from fraud_assets.core.data.schema import (
     AMOUNT,
     FEATURE_COLUMNS,
     PCA_COLUMNS,

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from fraud_assets.core.schema import LABEL, TIME
+from fraud_assets.core.data.schema import LABEL, TIME
 
 SplitStrategy = Literal["time", "stratified"]
 

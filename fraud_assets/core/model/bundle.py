@@ -4,8 +4,8 @@ A bundle is a folder of three files: ``model.ubj`` (XGBoost's native format), an
 ``preprocessing.json`` and ``manifest.json`` (threshold, metrics, drift reference). None of
 them is executed when loaded.
 
-Probabilities come from XGBoost's C library directly (:mod:`fraud_assets.core.xgboost_runtime`).
-Exact contributions come from tables built per model (:mod:`fraud_assets.core.tree_shap`),
+Probabilities come from XGBoost's C library directly (:mod:`fraud_assets.core.model.xgboost_runtime`).
+Exact contributions come from tables built per model (:mod:`fraud_assets.core.model.tree_shap`),
 checked against XGBoost's own when first used; the ``xgboost`` package, which takes seconds
 to import, is loaded only for that check and for approximate contributions.
 """
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import fsspec
 import numpy as np
 
-from fraud_assets.core.features import Preprocessor
-from fraud_assets.core.storage import write_bytes_atomic, write_json_atomic
-from fraud_assets.core.tree_shap import TreeShapTables, UnsupportedModel
-from fraud_assets.core.xgboost_runtime import NativeBooster
+from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.model.tree_shap import TreeShapTables, UnsupportedModel
+from fraud_assets.core.model.xgboost_runtime import NativeBooster
+from fraud_assets.core.storage.locations import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     import xgboost as xgb

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.schema import LABEL, feature_matrix
+from fraud_assets.core.data.schema import LABEL, feature_matrix
+from fraud_assets.core.model.bundle import FraudModel
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import posixpath
 import re
 from datetime import UTC, datetime
 
-from fraud_assets.core.model import MANIFEST_FILE, FraudModel
-from fraud_assets.core.storage import Location, read_json, write_json_atomic
+from fraud_assets.core.model.bundle import MANIFEST_FILE, FraudModel
+from fraud_assets.core.storage.locations import Location, read_json, write_json_atomic
 
 LATEST_POINTER = "latest.json"
 PRODUCTION_POINTER = "production.json"

@@ -4,7 +4,7 @@ The output is written under a temporary name and moved into place at the end, so
 that fails validation half-way leaves no partial predictions behind.
 
 Parsing runs in a background thread ahead of everything else (see
-:func:`~fraud_assets.core.tables.iter_feature_chunks`); validation, prediction and writing
+:func:`~fraud_assets.core.data.tables.iter_feature_chunks`); validation, prediction and writing
 follow in the caller's thread. All of them release the GIL for their heavy parts, so the
 wall time approaches the parse time instead of the sum.
 """
@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.storage import atomic_path
-from fraud_assets.core.tables import DEFAULT_CHUNK_ROWS, iter_feature_chunks, numeric_array, table_format
+from fraud_assets.core.data.feature_chunks import iter_feature_chunks, numeric_array
+from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS, table_format
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.storage.locations import atomic_path
 
 PREDICTION_COLUMNS = ("transaction_id", "fraud_probability", "is_fraud", "model_version")
 

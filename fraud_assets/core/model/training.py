@@ -13,13 +13,13 @@ import pandas as pd
 import sklearn
 import xgboost as xgb
 
-from fraud_assets.core import drift
-from fraud_assets.core.evaluation import classification_report, precision_recall_points
-from fraud_assets.core.features import Preprocessor
-from fraud_assets.core.model import FraudModel, log_odds_correction_for
-from fraud_assets.core.schema import LABEL, SECONDS_PER_DAY, TIME, feature_matrix
-from fraud_assets.core.splits import Splits
-from fraud_assets.core.threshold import ThresholdPolicy, choose_threshold
+from fraud_assets.core.data import profile
+from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, feature_matrix
+from fraud_assets.core.data.splits import Splits
+from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
+from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
+from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def train_fraud_model(
         },
         "pr_curve_test": precision_recall_points(y_test, test_scores) if y_test.sum() else [],
         "top_features": _top_features(booster),
-        "drift_reference": drift.reference_to_dict(
+        "drift_reference": profile.reference_to_dict(
             build_drift_reference(splits.train, valid_scores)
         ),
     }
@@ -160,6 +160,6 @@ def train_fraud_model(
 def build_drift_reference(train: pd.DataFrame, held_out_scores: np.ndarray) -> dict:
     """Features from the training split; scores from held-out rows, as training-set scores are
     optimistic and would make every production day look drifted."""
-    columns = {name: train[name].to_numpy() for name in drift.DRIFT_FEATURES}
-    columns[drift.SCORE] = held_out_scores
-    return drift.build_reference(columns)
+    columns = {name: train[name].to_numpy() for name in profile.DRIFT_FEATURES}
+    columns[profile.SCORE] = held_out_scores
+    return profile.build_reference(columns)

@@ -19,7 +19,7 @@ rows: 5 ms on one core, against XGBoost's 112 ms on one core and 60 ms on two
 (benchmarks/contributions.py, docs/performance.md).
 
 The numbers are XGBoost's to float32 rounding (tested against ``pred_contribs``, and checked
-again for each model on first use: :meth:`fraud_assets.core.model.FraudModel.contributions`).
+again for each model on first use: :meth:`fraud_assets.core.model.bundle.FraudModel.contributions`).
 Models outside what the tables express raise :class:`UnsupportedModel` naming the reason
 (a booster other than gbtree, several outputs, categorical splits, vector leaves, a split
 with zero cover, no splits at all, a path over :data:`MAX_PATH_SPLITS` splits, tables over

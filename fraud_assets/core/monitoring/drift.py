@@ -1,8 +1,8 @@
 """Distribution drift of features and model scores against the training reference.
 
-The reference is a compact profile (quantile grid, decile bins, standard deviation) per
-feature, so it travels with the model as JSON and the current data can be streamed through
-:class:`DriftAccumulator` chunk by chunk without holding a whole day's file in memory.
+The reference is the training data's profile (:mod:`fraud_assets.core.data.profile`); the
+current data is streamed through :class:`DriftAccumulator` chunk by chunk without holding a
+whole day's file in memory.
 
 Two statistics per feature, as is common practice:
 - PSI over the reference deciles (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major);
@@ -17,12 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fraud_assets.core.schema import AMOUNT, PCA_COLUMNS
+from fraud_assets.core.data.profile import FeatureReference
 
-SCORE = "score"
-DRIFT_FEATURES: tuple[str, ...] = (*PCA_COLUMNS, AMOUNT)
-_GRID_POINTS = 1001
-_PSI_BINS = 10
 _PSI_FLOOR = 1e-4  # keeps empty bins from sending PSI to infinity
 
 
@@ -32,67 +28,6 @@ class DriftThresholds:
     psi_major: float = 0.25
     wasserstein: float = 0.1
     drift_share: float = 0.5
-
-
-@dataclass(frozen=True)
-class FeatureReference:
-    grid: np.ndarray  # distinct quantiles of the reference, ascending
-    grid_cdf: np.ndarray  # share of reference values <= each grid point
-    psi_edges: np.ndarray  # inner decile edges
-    psi_fractions: np.ndarray  # reference share in each of len(psi_edges) + 1 bins
-    std: float
-    rows: int
-
-    def to_dict(self) -> dict:
-        return {
-            "grid": self.grid.tolist(),
-            "grid_cdf": self.grid_cdf.tolist(),
-            "psi_edges": self.psi_edges.tolist(),
-            "psi_fractions": self.psi_fractions.tolist(),
-            "std": self.std,
-            "rows": self.rows,
-        }
-
-    @classmethod
-    def from_dict(cls, document: Mapping) -> FeatureReference:
-        return cls(
-            grid=np.asarray(document["grid"], dtype=np.float64),
-            grid_cdf=np.asarray(document["grid_cdf"], dtype=np.float64),
-            psi_edges=np.asarray(document["psi_edges"], dtype=np.float64),
-            psi_fractions=np.asarray(document["psi_fractions"], dtype=np.float64),
-            std=float(document["std"]),
-            rows=int(document["rows"]),
-        )
-
-
-def profile_feature(values: np.ndarray) -> FeatureReference:
-    values = np.sort(np.asarray(values, dtype=np.float64))
-    if len(values) == 0:
-        raise ValueError("cannot profile an empty reference")
-    grid = np.unique(np.quantile(values, np.linspace(0, 1, _GRID_POINTS)))
-    grid_cdf = np.searchsorted(values, grid, side="right") / len(values)
-    psi_edges = np.unique(np.quantile(values, np.linspace(0, 1, _PSI_BINS + 1)[1:-1]))
-    counts = np.bincount(np.searchsorted(psi_edges, values, side="right"), minlength=len(psi_edges) + 1)
-    return FeatureReference(
-        grid=grid,
-        grid_cdf=grid_cdf,
-        psi_edges=psi_edges,
-        psi_fractions=counts / len(values),
-        std=float(values.std()),
-        rows=int(len(values)),
-    )
-
-
-def build_reference(columns: Mapping[str, np.ndarray]) -> dict[str, FeatureReference]:
-    return {name: profile_feature(values) for name, values in columns.items()}
-
-
-def reference_to_dict(reference: Mapping[str, FeatureReference]) -> dict:
-    return {name: feature.to_dict() for name, feature in reference.items()}
-
-
-def reference_from_dict(document: Mapping) -> dict[str, FeatureReference]:
-    return {name: FeatureReference.from_dict(feature) for name, feature in document.items()}
 
 
 class _FeatureTally:

@@ -3,9 +3,9 @@
 import dagster as dg
 import pandas as pd
 
-from fraud_assets.core.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
-from fraud_assets.core.splits import split_transactions
-from fraud_assets.core.tables import read_transactions
+from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
+from fraud_assets.core.data.splits import split_transactions
+from fraud_assets.core.data.tables import read_transactions
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
 

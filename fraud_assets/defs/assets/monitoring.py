@@ -5,9 +5,10 @@ import time
 import dagster as dg
 import pyarrow.parquet as pq
 
-from fraud_assets.core import drift
-from fraud_assets.core.schema import FEATURE_COLUMNS
-from fraud_assets.core.tables import iter_feature_chunks
+from fraud_assets.core.data import profile
+from fraud_assets.core.data.feature_chunks import iter_feature_chunks
+from fraud_assets.core.data.schema import FEATURE_COLUMNS
+from fraud_assets.core.monitoring import drift
 from fraud_assets.defs.batches import list_batch_files, prediction_name, processed_folder
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
@@ -20,7 +21,7 @@ from fraud_assets.defs.resources import (
     SlackAlerts,
 )
 
-_FEATURE_INDEX = {name: FEATURE_COLUMNS.index(name) for name in drift.DRIFT_FEATURES}
+_FEATURE_INDEX = {name: FEATURE_COLUMNS.index(name) for name in profile.DRIFT_FEATURES}
 
 GROUP = "monitoring"
 DRIFT_CHECK = "drift_within_bounds"
@@ -80,14 +81,14 @@ def drift_statistics(
         for version, scores in _prediction_scores(predictions, predictions_path):
             if accumulator is None:
                 reference = storage.registry().manifest(version)["drift_reference"]
-                accumulator = drift.DriftAccumulator(drift.reference_from_dict(reference))
+                accumulator = drift.DriftAccumulator(profile.reference_from_dict(reference))
             versions.add(version)
-            accumulator.add({drift.SCORE: scores})
+            accumulator.add({profile.SCORE: scores})
         # The scoring reader: the file passed validation when it was scored, and this path
         # skips pandas (about 4 times faster than reading it into DataFrames).
         for chunk in iter_feature_chunks(batch_path, fs=data.fs, source=data.display(batch_path)):
             accumulator.add(
-                {name: chunk.features[:, _FEATURE_INDEX[name]] for name in drift.DRIFT_FEATURES}
+                {name: chunk.features[:, _FEATURE_INDEX[name]] for name in profile.DRIFT_FEATURES}
             )
 
     thresholds = drift.DriftThresholds(

@@ -4,10 +4,10 @@ import time
 
 import dagster as dg
 
-from fraud_assets.core.registry import ModelRegistry
-from fraud_assets.core.schema import DataValidationError
-from fraud_assets.core.scoring import score_file
-from fraud_assets.core.storage import Location, read_json, write_json_atomic
+from fraud_assets.core.data.schema import DataValidationError
+from fraud_assets.core.model.registry import ModelRegistry
+from fraud_assets.core.model.scoring import score_file
+from fraud_assets.core.storage.locations import Location, read_json, write_json_atomic
 from fraud_assets.defs.batches import (
     list_batch_files,
     move_to,

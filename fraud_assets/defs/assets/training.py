@@ -3,11 +3,11 @@
 import dagster as dg
 import pandas as pd
 
-from fraud_assets.core.features import Preprocessor, fit_preprocessor
-from fraud_assets.core.model import FraudModel
-from fraud_assets.core.splits import Splits
-from fraud_assets.core.threshold import ThresholdPolicy
-from fraud_assets.core.training import TrainingConfig, train_fraud_model
+from fraud_assets.core.data.features import Preprocessor, fit_preprocessor
+from fraud_assets.core.data.splits import Splits
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.threshold import ThresholdPolicy
+from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.presentation import (
     confusion_matrix_markdown,

@@ -1,0 +1,81 @@
+"""Locating what is wrong in a CSV file that failed to parse: ragged rows, then bad values.
+
+Only called after a fast parse has failed, so it may be slow: it reads the file again to name
+the column and the first bad row.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from fraud_assets.core.data.schema import LABEL, DataValidationError, validate_frame
+
+
+def _malformed_rows(fs, path: str, header: list[str]) -> str | None:
+    """Rows whose field count differs from the header's, as a problem description."""
+    bad = []
+
+    def remember(row) -> str:
+        bad.append(row)
+        return "skip"
+
+    with fs.open(path, "rb") as handle:
+        try:
+            reader = pa_csv.open_csv(
+                handle,
+                read_options=pa_csv.ReadOptions(use_threads=False),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=remember),
+                # Everything as text: only the row structure is checked on this pass.
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={c: pa.string() for c in header}
+                ),
+            )
+            for _ in reader:
+                pass
+        except pa.ArrowInvalid:
+            pass  # something other than a ragged row; the pandas pass below reports it
+    if not bad:
+        return None
+    first = bad[0]
+    # ``number`` is the physical line (header is line 1), -1 when pyarrow does not know it.
+    where = f" (first at data row {first.number - 1})" if first.number > 0 else ""
+    return (
+        f"{len(bad)} row(s) with the wrong number of fields, expected {first.expected_columns}"
+        f"{where}"
+    )
+
+
+def locate_csv_error(
+    fs, path: str, source: str, columns: tuple[str, ...], header: list[str], cause: Exception
+) -> DataValidationError:
+    """Slow path, only after a parse failure: find which column and rows hold bad values."""
+    import pandas as pd
+
+    # A ragged row made pandas raise ParserError (escaping as a non-validation error) or, when
+    # short, was blamed on no column at all: report the row structure first.
+    malformed = _malformed_rows(fs, path, header)
+    if malformed is not None:
+        return DataValidationError(source, [malformed])
+    problems: list[str] = []
+    offset = 0
+    with fs.open(path, "rb") as handle:
+        try:
+            for chunk in pd.read_csv(handle, dtype=str, chunksize=500_000):
+                try:
+                    # Check Class too when the file has it: pyarrow parses it as float64, so
+                    # a text label fails the parse and must be located like any other column
+                    # (require_label=False here reported only "unreadable CSV").
+                    validate_frame(
+                        chunk, source, require_label=LABEL in columns, row_offset=offset
+                    )
+                except DataValidationError as error:
+                    problems.extend(error.problems)
+                    break
+                offset += len(chunk)
+        except (pd.errors.ParserError, UnicodeDecodeError) as error:
+            # Never let a parser exception escape as anything but a validation error.
+            problems = [f"unreadable CSV: {error}"]
+    if not problems:
+        problems = [f"unreadable CSV (columns {', '.join(columns)}): {cause}"]
+    return DataValidationError(source, problems)

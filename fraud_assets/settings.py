@@ -1,0 +1,185 @@
+"""Every setting of the platform, read from the environment in this one module.
+
+Plain Python, no Dagster: the Dagster resources, the ``fraud`` command and the scoring
+service all read their settings here, so ``fraud serve`` starts without importing the code
+location. ``FRAUD_ENV`` is the one switch between local disk (the default) and S3.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fraud_assets.core.storage.locations import Location, s3_storage_options
+
+if TYPE_CHECKING:
+    from fraud_assets.core.model.registry import ModelRegistry
+
+ENVIRONMENTS = ("local", "production")
+
+# Bucket variables and the deployment guide's default names.
+DEFAULT_BUCKETS = {
+    "FRAUD_DATA_BUCKET": "card-fraud-prod-data",
+    "FRAUD_MODELS_BUCKET": "card-fraud-prod-models",
+    "FRAUD_PREDICTIONS_BUCKET": "card-fraud-prod-predictions",
+    "FRAUD_BACKUP_BUCKET": "card-fraud-prod-backups",
+}
+_BUCKET_ROLES = (
+    ("data", "FRAUD_DATA_BUCKET"),
+    ("models", "FRAUD_MODELS_BUCKET"),
+    ("predictions", "FRAUD_PREDICTIONS_BUCKET"),
+    ("backups", "FRAUD_BACKUP_BUCKET"),
+)
+
+
+def fraud_env() -> str:
+    env = os.environ.get("FRAUD_ENV", "local").strip().lower() or "local"
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"FRAUD_ENV must be 'local' or 'production', not {env!r}")
+    return env
+
+
+def local_root() -> Path:
+    return Path(os.environ.get("FRAUD_LOCAL_DIR") or Path.cwd()).resolve()
+
+
+def bucket_names() -> dict[str, str]:
+    """Bucket names by role, from the environment or the deployment guide's defaults."""
+    return {role: os.environ.get(variable) or DEFAULT_BUCKETS[variable] for role, variable in _BUCKET_ROLES}
+
+
+def aws_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def s3_endpoint_url() -> str | None:
+    return os.environ.get("FRAUD_S3_ENDPOINT_URL") or None
+
+
+def kms_key_id() -> str | None:
+    return os.environ.get("FRAUD_KMS_KEY_ID") or None
+
+
+def s3_client():
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_endpoint_url(), region_name=aws_region())
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class StoreUrls:
+    """Where the platform's stores live: a local folder or an S3 prefix each."""
+
+    data_url: str
+    models_url: str
+    predictions_url: str
+    backup_url: str | None = None
+    s3_endpoint_url: str | None = None
+    aws_region: str | None = None
+    kms_key_id: str | None = None
+
+    def location(self, url: str) -> Location:
+        if url.startswith("s3://"):
+            options = s3_storage_options(
+                endpoint_url=self.s3_endpoint_url, region=self.aws_region, kms_key_id=self.kms_key_id
+            )
+            return Location(url, options)
+        return Location(url)
+
+    def data(self) -> Location:
+        return self.location(self.data_url)
+
+    def models(self) -> Location:
+        return self.location(self.models_url)
+
+    def predictions(self) -> Location:
+        return self.location(self.predictions_url)
+
+    def backup(self) -> Location:
+        if not self.backup_url:
+            raise ValueError("no backup location configured (FRAUD_BACKUP_BUCKET)")
+        return self.location(self.backup_url)
+
+    def registry(self) -> ModelRegistry:
+        # Imported here: the registry brings the model runtime, which `fraud s3` never needs.
+        from fraud_assets.core.model.registry import ModelRegistry
+
+        return ModelRegistry(self.models())
+
+
+def store_urls(env: str | None = None) -> StoreUrls:
+    """The stores of ``env`` (default: ``FRAUD_ENV``)."""
+    if (env or fraud_env()) == "production":
+        buckets = bucket_names()
+        return StoreUrls(
+            data_url=f"s3://{buckets['data']}",
+            models_url=f"s3://{buckets['models']}/models",
+            predictions_url=f"s3://{buckets['predictions']}/predictions",
+            backup_url=f"s3://{buckets['backups']}/backups",
+            s3_endpoint_url=s3_endpoint_url(),
+            aws_region=aws_region(),
+            kms_key_id=kms_key_id(),
+        )
+    root = local_root()
+    return StoreUrls(
+        data_url=str(root / "data"),
+        models_url=str(root / "models"),
+        predictions_url=str(root / "data" / "predictions"),
+        backup_url=str(root / "backups"),
+    )
+
+
+# Quality gate: the bar a newly trained model must clear before it serves.
+AUPRC_FLOOR_DEFAULT = 0.5
+MAX_AUPRC_REGRESSION_DEFAULT = 0.02
+
+
+def auprc_floor() -> float:
+    return env_float("FRAUD_AUPRC_FLOOR", AUPRC_FLOOR_DEFAULT)
+
+
+def max_auprc_regression() -> float:
+    return env_float("FRAUD_MAX_AUPRC_REGRESSION", MAX_AUPRC_REGRESSION_DEFAULT)
+
+
+# Partitions and schedules.
+def partitions_start() -> str:
+    return os.environ.get("FRAUD_PARTITIONS_START") or "2024-01-01"
+
+
+def timezone() -> str:
+    return os.environ.get("FRAUD_TIMEZONE") or "UTC"
+
+
+# Outside services a run reports to; unset means "log only".
+def pushgateway_url() -> str | None:
+    return os.environ.get("FRAUD_PUSHGATEWAY_URL") or None
+
+
+def slack_webhook_url() -> str | None:
+    return os.environ.get("FRAUD_SLACK_WEBHOOK_URL") or None
