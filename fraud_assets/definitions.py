@@ -6,9 +6,11 @@ import dagster as dg
 from fraud_assets import settings
 from fraud_assets.defs import checks
 from fraud_assets.defs.alerting import build_run_failure_sensor
-from fraud_assets.defs.assets import ingestion, monitoring, scoring, training
+from fraud_assets.defs.assets import challenger, ingestion, monitoring, outcomes, scoring, training
+from fraud_assets.defs.automation import build_automation_sensor
 from fraud_assets.defs.io_managers import ArtifactIOManager, ModelRegistryIOManager
 from fraud_assets.defs.jobs import drift_job, fraud_pipeline_job, scoring_job, training_job
+from fraud_assets.defs.loop_sensors import build_label_sensor, build_serving_sensor, labels_job
 from fraud_assets.defs.resources import (
     DatasetSettings,
     DriftSettings,
@@ -54,13 +56,16 @@ def build_definitions(env: str | None = None) -> dg.Definitions:
         else dg.in_process_executor
     )
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingestion, training, scoring, monitoring]),
+        assets=dg.load_assets_from_modules([ingestion, training, scoring, monitoring, outcomes, challenger]),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
-        jobs=[training_job, scoring_job, drift_job, fraud_pipeline_job],
+        jobs=[training_job, scoring_job, drift_job, fraud_pipeline_job, labels_job],
         schedules=build_schedules(running=production),
         sensors=[
             build_incoming_sensor(running=production),
             build_run_failure_sensor(running=production),
+            build_label_sensor(running=production),
+            build_serving_sensor(running=production),
+            build_automation_sensor(running=production),
         ],
         resources=build_resources(env),
         executor=executor,

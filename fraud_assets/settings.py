@@ -8,6 +8,7 @@ location. ``FRAUD_ENV`` is the one switch between local disk (the default) and S
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from fraud_assets.core.model.registry import ModelRegistry
 
 ENVIRONMENTS = ("local", "production")
+CHALLENGER_PREDICTIONS_FOLDER = "challenger_predictions"
 
 # Bucket variables and the deployment guide's default names.
 DEFAULT_BUCKETS = {
@@ -120,6 +122,11 @@ class StoreUrls:
     def predictions(self) -> Location:
         return self.location(self.predictions_url)
 
+    def challenger_predictions(self) -> Location:
+        """Shadow scores of the challenger: beside the predictions, never among them."""
+        return self.location(posixpath.join(posixpath.dirname(self.predictions_url.rstrip("/")),
+                                            CHALLENGER_PREDICTIONS_FOLDER))
+
     def backup(self) -> Location:
         if not self.backup_url:
             raise ValueError("no backup location configured (FRAUD_BACKUP_BUCKET)")
@@ -183,3 +190,38 @@ def pushgateway_url() -> str | None:
 
 def slack_webhook_url() -> str | None:
     return os.environ.get("FRAUD_SLACK_WEBHOOK_URL") or None
+
+
+# The loop in time: labels arrive late, models are judged and replaced on them.
+def label_maturity_days() -> int:
+    """Days after which a transaction with no fraud report counts as genuine for good."""
+    return env_int("FRAUD_LABEL_MATURITY_DAYS", 30, minimum=1)
+
+
+def training_window_days() -> int:
+    """How many days of mature labelled history retraining adds to the base file."""
+    return env_int("FRAUD_TRAINING_WINDOW_DAYS", 90, minimum=0)
+
+
+def missed_fraud_cost() -> float:
+    return env_float("FRAUD_MISSED_FRAUD_COST", 100.0)
+
+
+def false_alert_cost() -> float:
+    return env_float("FRAUD_FALSE_ALERT_COST", 1.0)
+
+
+def promotion_policy():
+    """When a challenger replaces production (see core.monitoring.challenger)."""
+    from fraud_assets.core.monitoring.challenger import PromotionPolicy
+
+    defaults = PromotionPolicy()
+    return PromotionPolicy(
+        min_days=env_int("FRAUD_CHALLENGER_MIN_DAYS", defaults.min_days, minimum=1),
+        min_frauds=env_int("FRAUD_CHALLENGER_MIN_FRAUDS", defaults.min_frauds, minimum=1),
+        margin=env_float("FRAUD_PROMOTION_MARGIN", defaults.margin),
+        alpha=env_float("FRAUD_PROMOTION_ALPHA", defaults.alpha),
+        resamples=env_int("FRAUD_PROMOTION_RESAMPLES", defaults.resamples, minimum=100),
+        missed_fraud_cost=missed_fraud_cost(),
+        false_alert_cost=false_alert_cost(),
+    )

@@ -26,7 +26,7 @@ def model_group() -> None:
 @model_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_models(as_json: bool) -> None:
-    """List model versions, oldest first; * marks production."""
+    """List model versions, oldest first; * marks production, ~ the challenger in shadow."""
     registry = _storage().registry()
     rows = registry.describe_versions()
     if as_json:
@@ -36,7 +36,7 @@ def list_models(as_json: bool) -> None:
         click.echo(f"no models in {registry.location.url_of()}")
     for row in rows:
         auprc = f"{row['test_auprc']:.4f}" if row["test_auprc"] is not None else "-"
-        mark = "*" if row["production"] else " "
+        mark = "*" if row["production"] else "~" if row.get("challenger") else " "
         click.echo(f"{mark} {row['version']}  test_auprc={auprc}  created={row['created_at']}")
 
 

@@ -34,11 +34,15 @@ drift_job = dg.define_asset_job(
     description="Compare one day's transactions and scores with the training reference.",
 )
 
+# What arrives later (labels) and what is judged on it run from their own triggers.
+LATER_OUTCOMES = dg.AssetSelection.assets("transaction_labels", "realized_performance", "challenger_evaluation")
+
 fraud_pipeline_job = dg.define_asset_job(
     "fraud_pipeline_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - LATER_OUTCOMES,
     partitions_def=daily_partitions,
     tags={"fraud/job": "pipeline", **TRAINS},
-    description="The whole graph for one day: train, gate, promote, score and check drift. "
+    description="The whole graph for one day: train, gate, roll out, score (and shadow-score) "
+    "and check drift. "
     "This is what `fraud demo` runs.",
 )

@@ -56,6 +56,9 @@ class FraudStorage(dg.ConfigurableResource):
     def predictions(self) -> Location:
         return self.urls().predictions()
 
+    def challenger_predictions(self) -> Location:
+        return self.urls().challenger_predictions()
+
     def backup(self) -> Location:
         return self.urls().backup()
 
@@ -70,6 +73,8 @@ class DatasetSettings(dg.ConfigurableResource):
     incoming_prefix: str = "incoming"
     processed_prefix: str = "processed"
     quarantine_prefix: str = "quarantine"
+    labels_prefix: str = "labels"
+    """Label files land here; applied ones move to ``<labels_prefix>/processed/``."""
     scoring_chunk_rows: int = DEFAULT_CHUNK_ROWS
 
 

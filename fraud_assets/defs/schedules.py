@@ -1,4 +1,4 @@
-"""Schedules: the deployment guide's cron jobs, as Dagster schedules.
+"""Schedules: the deployment guide's 02:00 scoring cut-off, as a Dagster schedule.
 
 Running by default in production, stopped on the embedded default so a laptop does not
 start training every Sunday by surprise.
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from fraud_assets.defs.jobs import drift_job, scoring_job, training_job
+from fraud_assets.defs.jobs import scoring_job
 from fraud_assets.defs.partitions import TIMEZONE
 
 
@@ -31,20 +31,11 @@ def previous_day_schedule(name: str, job, hour: int, description: str, status) -
 
 
 def build_schedules(*, running: bool) -> list[dg.ScheduleDefinition]:
+    # Training and drift run by automation conditions on their assets (defs/automation.py);
+    # scoring keeps its cut-off schedule, which no condition over today's partition can say.
     status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
     return [
         previous_day_schedule(
             "daily_scoring_schedule", scoring_job, 2, "Score yesterday's batch files at 02:00.", status
-        ),
-        dg.ScheduleDefinition(
-            name="weekly_training_schedule",
-            job=training_job,
-            cron_schedule="0 3 * * 0",
-            execution_timezone=TIMEZONE,
-            default_status=status,
-            description="Retrain on Sundays at 03:00; the gate decides whether it serves.",
-        ),
-        previous_day_schedule(
-            "daily_drift_schedule", drift_job, 4, "Check yesterday's drift at 04:00.", status
         ),
     ]

@@ -17,8 +17,6 @@ def schedule(defs, name):
     ("name", "cron", "job"),
     [
         ("daily_scoring_schedule", "0 2 * * *", "scoring_job"),
-        ("weekly_training_schedule", "0 3 * * 0", "training_job"),
-        ("daily_drift_schedule", "0 4 * * *", "drift_job"),
     ],
 )
 def test_schedule_times_match_the_guide(name, cron, job):
@@ -28,7 +26,7 @@ def test_schedule_times_match_the_guide(name, cron, job):
     assert definition.execution_timezone == TIMEZONE == "UTC"
 
 
-@pytest.mark.parametrize("name", ["daily_scoring_schedule", "daily_drift_schedule"])
+@pytest.mark.parametrize("name", ["daily_scoring_schedule"])
 def test_daily_schedules_run_the_previous_day(name):
     defs = build_definitions("local")
     context = dg.build_schedule_context(
@@ -38,16 +36,6 @@ def test_daily_schedules_run_the_previous_day(name):
     (request,) = schedule(defs, name).evaluate_tick(context).run_requests
     # Past a month boundary, to be sure the date arithmetic is real.
     assert request.partition_key == "2025-02-28"
-
-
-def test_weekly_training_requests_a_run():
-    defs = build_definitions("local")
-    context = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2025, 3, 2, 3, 0, tzinfo=UTC),
-        repository_def=defs.get_repository_def(),
-    )
-    (request,) = schedule(defs, "weekly_training_schedule").evaluate_tick(context).run_requests
-    assert request.partition_key is None
 
 
 @pytest.mark.parametrize(("env", "status"), [("production", "RUNNING"), ("local", "STOPPED")])

@@ -14,13 +14,16 @@ from .conftest import DAY, check_results, materialized, run_pipeline, write_batc
 
 ALL_ASSETS = {
     "raw_transactions",
+    "training_dataset",
     "train_split",
     "validation_split",
     "test_split",
     "preprocessing_pipeline",
     "fraud_model",
     "production_model",
+    "challenger_model",
     "daily_predictions",
+    "challenger_predictions",
     "drift_statistics",
 }
 
@@ -30,11 +33,8 @@ def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert ALL_ASSETS <= keys
-    assert {s.name for s in defs.schedules} == {
-        "daily_scoring_schedule",
-        "weekly_training_schedule",
-        "daily_drift_schedule",
-    }
+    # Training and drift moved to automation conditions; scoring keeps its cut-off.
+    assert {s.name for s in defs.schedules} == {"daily_scoring_schedule"}
 
 
 def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance):
@@ -123,7 +123,11 @@ def test_gate_and_promotion_use_the_version_their_training_recorded(project, ins
     promotion = (
         build_definitions("local")
         .resolve_job_def("training_job")
-        .execute_in_process(instance=instance, asset_selection=[dg.AssetKey("production_model")])
+        .execute_in_process(
+            instance=instance,
+            # One step puts a model in production or in shadow: both assets together.
+            asset_selection=[dg.AssetKey("production_model"), dg.AssetKey("challenger_model")],
+        )
     )
 
     assert promotion.success

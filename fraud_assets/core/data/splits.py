@@ -39,7 +39,7 @@ def split_transactions(
     if validation_fraction + test_fraction >= 1:
         raise ValueError("validation_fraction + test_fraction must leave rows for training")
     if strategy == "time":
-        order = np.argsort(frame[TIME].to_numpy(), kind="stable")
+        order = _time_order(frame)
         n = len(order)
         train_end = int(round(n * (1 - validation_fraction - test_fraction)))
         valid_end = int(round(n * (1 - test_fraction)))
@@ -55,6 +55,19 @@ def split_transactions(
         parts = tuple(np.sort(p) for p in parts)
     train, validation, test = (frame.iloc[p].reset_index(drop=True) for p in parts)
     return Splits(train=train, validation=validation, test=test)
+
+
+# A dataset assembled from several sources (the base file, then labelled days) says which day
+# each row belongs to: each source counts Time from its own start, so Time alone cannot order
+# rows across sources. The base file's rows carry an empty day and come first.
+DAY_COLUMN = "transaction_date"
+
+
+def _time_order(frame: pd.DataFrame) -> np.ndarray:
+    times = frame[TIME].to_numpy()
+    if DAY_COLUMN not in frame.columns:
+        return np.argsort(times, kind="stable")
+    return np.lexsort((times, frame[DAY_COLUMN].astype(str).to_numpy()))
 
 
 def _stratified_positions(labels, validation_fraction, test_fraction, seed):

@@ -5,6 +5,7 @@ Layout under the registry root::
     <version>/model.ubj, preprocessing.json, manifest.json   one folder per trained model
     latest.json                                               the newest trained candidate
     production.json                                           the model in service + history
+    challenger.json                                           the model scored in shadow + decisions
 
 Every version stays; promotion only rewrites the small pointer, so rolling back is the same
 operation as promoting, pointed at an older version.
@@ -21,6 +22,7 @@ from fraud_assets.core.storage.locations import Location, read_json, write_json_
 
 LATEST_POINTER = "latest.json"
 PRODUCTION_POINTER = "production.json"
+CHALLENGER_POINTER = "challenger.json"
 _VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -68,7 +70,7 @@ class ModelRegistry:
         return sorted(versions)
 
     def describe_versions(self) -> list[dict]:
-        production = self.production_version()
+        production, challenger = self.production_version(), self.challenger_version()
         rows = []
         for version in self.version_ids():
             manifest = read_json(self.fs, self._path(version, MANIFEST_FILE))
@@ -80,6 +82,7 @@ class ModelRegistry:
                     "test_auprc": test.get("auprc"),
                     "threshold": manifest.get("threshold"),
                     "production": version == production,
+                    "challenger": version == challenger,
                 }
             )
         return rows
@@ -118,16 +121,66 @@ class ModelRegistry:
         version = self.production_version()
         return self.load(version) if version else None
 
-    def promote(self, version: str, *, reason: str) -> dict:
-        """Point production at ``version``; the previous pointer goes into the history."""
+    def promote(self, version: str, *, reason: str, figures: dict | None = None) -> dict:
+        """Point production at ``version``; the previous pointer goes into the history. A
+        challenger promoted this way stops being the challenger."""
         self._check_version(version)
         previous = self.production_record()
         history = list(previous.get("history", [])) if previous else []
         if previous:
-            history.append({k: previous[k] for k in ("version", "promoted_at", "reason")})
+            history.append({k: previous.get(k) for k in ("version", "promoted_at", "reason")})
         record = {"version": version, "promoted_at": _now(), "reason": reason, "history": history[-100:]}
+        if figures is not None:
+            record["figures"] = figures
         write_json_atomic(self.fs, self._path(PRODUCTION_POINTER), record)
+        if self.challenger_version() == version:
+            self.end_challenge("promoted", reason=reason, figures=figures)
         return record
+
+    def challenger_record(self) -> dict | None:
+        return self._pointer(CHALLENGER_POINTER)
+
+    def challenger_version(self) -> str | None:
+        record = self.challenger_record()
+        return record.get("version") if record else None
+
+    def load_challenger(self) -> FraudModel | None:
+        version = self.challenger_version()
+        return self.load(version) if version else None
+
+    def set_challenger(self, version: str, *, reason: str) -> dict:
+        """Score ``version`` in shadow beside production; a challenger it replaces is
+        recorded as superseded."""
+        self._check_version(version)
+        current = self.challenger_version()
+        if current == version:
+            return self.challenger_record()
+        if current is not None:
+            self.end_challenge("superseded", reason=f"replaced by {version}")
+        history = (self.challenger_record() or {}).get("history", [])
+        record = {"version": version, "since": _now(), "reason": reason, "history": history}
+        write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), record)
+        return record
+
+    def end_challenge(self, outcome: str, *, reason: str, figures: dict | None = None) -> dict:
+        """Record how the current challenge ended (promoted, retired, superseded) and clear
+        the challenger."""
+        record = self.challenger_record() or {"history": []}
+        history = list(record.get("history", []))
+        if record.get("version"):
+            history.append(
+                {
+                    "version": record["version"],
+                    "since": record.get("since"),
+                    "outcome": outcome,
+                    "decided_at": _now(),
+                    "reason": reason,
+                    "figures": figures or {},
+                }
+            )
+        cleared = {"version": None, "history": history[-100:]}
+        write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), cleared)
+        return cleared
 
     def copy_to(self, target: ModelRegistry, versions: list[str] | None = None) -> list[str]:
         """Copy versions (all by default) and the pointers into ``target``; used for backup
@@ -140,7 +193,7 @@ class ModelRegistry:
             model = self.load(version)  # checks the version
             model.save(target.fs, target._path(version))
             copied.append(version)
-        for pointer in (LATEST_POINTER, PRODUCTION_POINTER):
+        for pointer in (LATEST_POINTER, PRODUCTION_POINTER, CHALLENGER_POINTER):
             document = self._pointer(pointer)
             if document is not None and versions is None:
                 write_json_atomic(target.fs, target._path(pointer), document)

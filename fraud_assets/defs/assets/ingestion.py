@@ -6,13 +6,20 @@ import pandas as pd
 from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
 from fraud_assets.core.data.splits import split_transactions
 from fraud_assets.core.data.tables import read_transactions
+from fraud_assets.defs.automation import weekly, when_training_data_changes
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
+from fraud_assets.defs.training_data import labelled_days_frame
 
 GROUP = "ingestion"
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=TRANSIENT_RETRY)
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "parquet"},
+    retry_policy=TRANSIENT_RETRY,
+    automation_condition=weekly(),
+)
 def raw_transactions(
     context: dg.AssetExecutionContext, storage: FraudStorage, dataset: DatasetSettings
 ) -> dg.MaterializeResult[pd.DataFrame]:
@@ -63,19 +70,28 @@ def _split_metadata(frame: pd.DataFrame) -> dict:
     group_name=GROUP,
     retry_policy=TRANSIENT_RETRY,
     outs={
-        "train_split": dg.AssetOut(description="Earliest rows (by default): fit data.", kinds={"parquet"}),
+        "train_split": dg.AssetOut(
+            description="Earliest rows (by default): fit data.",
+            kinds={"parquet"},
+            automation_condition=when_training_data_changes(),
+        ),
         "validation_split": dg.AssetOut(
-            description="Middle rows: early stopping and threshold choice.", kinds={"parquet"}
+            description="Middle rows: early stopping and threshold choice.",
+            kinds={"parquet"},
+            automation_condition=when_training_data_changes(),
         ),
         "test_split": dg.AssetOut(
-            description="Latest rows: held out for the quality gate.", kinds={"parquet"}
+            description="Latest rows: held out for the quality gate.",
+            kinds={"parquet"},
+            automation_condition=when_training_data_changes(),
         ),
     },
 )
-def transaction_splits(config: SplitConfig, raw_transactions: pd.DataFrame):
-    """Train, validation and test splits, in time order unless `strategy: stratified`."""
+def transaction_splits(config: SplitConfig, training_dataset: pd.DataFrame):
+    """Train, validation and test splits of the training dataset, in time order (the base
+    file first, then labelled days) unless `strategy: stratified`."""
     splits = split_transactions(
-        raw_transactions,
+        training_dataset,
         strategy=config.strategy,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
@@ -87,3 +103,54 @@ def transaction_splits(config: SplitConfig, raw_transactions: pd.DataFrame):
         ("test_split", splits.test),
     ):
         yield dg.Output(frame, output_name=name, metadata=_split_metadata(frame))
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "parquet"},
+    retry_policy=TRANSIENT_RETRY,
+    deps=["transaction_labels"],
+    automation_condition=weekly(),
+    owners=["team:fraud-ml"],
+    tags={"stage": "ingestion", "domain": "transactions"},
+    code_version="1",
+)
+def training_dataset(
+    context: dg.AssetExecutionContext,
+    raw_transactions: pd.DataFrame,
+    storage: FraudStorage,
+    dataset: DatasetSettings,
+) -> dg.Output[pd.DataFrame]:
+    """What the model trains on: the base labelled file plus every mature labelled day of the
+    last `FRAUD_TRAINING_WINDOW_DAYS`, in time order (base first, then day by day). A day's
+    rows are its scored batch files with `Class` from the labels reported for it (no report
+    within `FRAUD_LABEL_MATURITY_DAYS`: genuine).
+
+    Its data version fingerprints the days and labels it holds: retraining runs only when it
+    changes, so a week with no new mature day or label is skipped.
+    """
+    days_frame, days, fingerprint = labelled_days_frame(storage, dataset, context.log)
+    base = raw_transactions.assign(transaction_date="")
+    frame = pd.concat([base, days_frame], ignore_index=True) if len(days_frame) else base
+    version = fingerprint(len(raw_transactions), int(raw_transactions[LABEL].sum()))
+    previous = context.instance.get_latest_materialization_event(context.asset_key)
+    previous_version = (
+        previous.asset_materialization.tags.get("dagster/data_version") if previous and previous.asset_materialization else None
+    )
+    changed = previous_version != version
+    frauds = int(frame[LABEL].sum())
+    return dg.Output(
+        frame,
+        data_version=dg.DataVersion(version),
+        metadata={
+            "dagster/row_count": len(frame),
+            "frauds": frauds,
+            "base_rows": len(raw_transactions),
+            "labelled_days": dg.MetadataValue.json(days),
+            "labelled_day_count": len(days),
+            "labelled_day_frauds": int(days_frame[LABEL].sum()) if len(days_frame) else 0,
+            "changed_since_last": changed,
+            "retraining": "runs: the data changed" if changed
+            else f"skipped: same days and labels as before ({version[:12]})",
+        },
+    )

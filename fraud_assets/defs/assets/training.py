@@ -8,6 +8,7 @@ from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.threshold import ThresholdPolicy
 from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
+from fraud_assets.defs.automation import after_upstream
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.presentation import (
     confusion_matrix_markdown,
@@ -119,37 +120,91 @@ def fraud_model(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"xgboost"}, retry_policy=TRANSIENT_RETRY)
-def production_model(
+def serving_versions(registry) -> dict[str, str]:
+    """The version each role serves now ("none" when the role is empty): the data version of
+    `production_model` and `challenger_model`."""
+    return {
+        "production_model": registry.production_version() or "none",
+        "challenger_model": registry.challenger_version() or "none",
+    }
+
+
+def serving_result(asset: str, version: str, **metadata) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key=asset,
+        data_version=dg.DataVersion(version),
+        metadata={"model_version": version, **metadata},
+    )
+
+
+_SERVING_OWNERS = ["team:fraud-ml"]
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    ins={"fraud_model": dg.AssetIn(), "test_split": dg.AssetIn()},
+    specs=[
+        dg.AssetSpec(
+            "production_model",
+            deps=["fraud_model", "test_split"],
+            description="The model that serves; its data version is the model version. The first "
+            "model that passes the quality gate serves at once; a later one becomes the challenger "
+            "and replaces production only once it beats it on realised labels "
+            "(`challenger_evaluation`). `fraud model promote VERSION` overrides (and rolls back); "
+            "the serving-model sensor records such changes here.",
+            kinds={"xgboost"},
+            owners=_SERVING_OWNERS,
+            tags={"stage": "deployment"},
+            code_version="2",
+            automation_condition=after_upstream(),
+        ),
+        dg.AssetSpec(
+            "challenger_model",
+            deps=["fraud_model", "test_split"],
+            description="The model scored in shadow beside production (`none` while no challenge "
+            "runs); its data version is the model version.",
+            kinds={"xgboost"},
+            owners=_SERVING_OWNERS,
+            tags={"stage": "deployment"},
+            code_version="1",
+            automation_condition=after_upstream(),
+        ),
+    ],
+    retry_policy=TRANSIENT_RETRY,
+)
+def model_rollout(
     context: dg.AssetExecutionContext,
     fraud_model: FraudModel,
     test_split: pd.DataFrame,
     storage: FraudStorage,
     quality_gate: QualityGate,
     metrics: MetricsPusher,
-) -> dg.MaterializeResult:
-    """The model in service: the `fraud_model` this run trained (or, materialised on its own,
-    the last one trained), once it passed the quality gate.
+):
+    """Puts the model this run trained where it belongs once it passed the quality gate: in
+    production when nothing serves yet, else in shadow as the challenger.
 
     Runs only when the blocking gate check on `fraud_model` passed; it evaluates the same gate
-    again so that materialising it on its own can never promote a failing model. Earlier
-    versions stay in the registry; `fraud model promote VERSION` rolls back.
+    again so that materialising it on its own can never put a failing model anywhere.
     """
     registry = storage.registry()
     previous = registry.load_production()
     gate = quality_gate.evaluate(fraud_model, previous, test_split)
     if not gate.passed:
         raise permanent_failure(gate.describe())
-    if previous is None or previous.version != fraud_model.version:
+    if previous is None:
         registry.promote(fraud_model.version, reason=gate.describe())
-        context.log.info("promoted %s (was %s)", fraud_model.version, previous and previous.version)
+        context.log.info("promoted %s: no model served before", fraud_model.version)
+    elif previous.version != fraud_model.version:
+        registry.set_challenger(fraud_model.version, reason=gate.describe())
+        context.log.info("%s scores in shadow beside %s", fraud_model.version, previous.version)
     metrics.training_outcome(fraud_model, gate)
-    return dg.MaterializeResult(
-        metadata={
-            "model_version": fraud_model.version,
-            "previous_version": previous.version if previous else "none",
-            "test_auprc": gate.candidate_auprc,
-            "gate": gate.describe(),
-            "registry": dg.MetadataValue.path(registry.location.url_of("production.json")),
-        }
+    serving = serving_versions(registry)
+    yield serving_result(
+        "production_model",
+        serving["production_model"],
+        previous_version=previous.version if previous else "none",
+        test_auprc=gate.candidate_auprc,
+        gate=gate.describe(),
+        registry=dg.MetadataValue.path(registry.location.url_of("production.json")),
     )
+    yield serving_result("challenger_model", serving["challenger_model"])
