@@ -9,6 +9,7 @@ from fraud_assets.core.data import profile
 from fraud_assets.core.data.feature_chunks import iter_feature_chunks
 from fraud_assets.core.data.schema import FEATURE_COLUMNS
 from fraud_assets.core.monitoring import drift
+from fraud_assets.defs.automation import RECENT_LOOKBACK, after_inputs_update
 from fraud_assets.defs.batches import list_batch_files, prediction_name, processed_folder
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
@@ -41,6 +42,7 @@ def _prediction_scores(predictions, path: str):
     deps=["daily_predictions"],
     kinds={"json"},
     retry_policy=TRANSIENT_RETRY,
+    automation_condition=after_inputs_update(RECENT_LOOKBACK),
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECK,
