@@ -124,8 +124,15 @@ def _read_raw(path: str, fs, source: str) -> pd.DataFrame:
             if fmt == "parquet":
                 return pd.read_parquet(handle)
             # Text throughout: ids such as "000123" keep their zeros, and Class is checked
-            # by one rule below instead of by a parser's guesses.
-            return pd.read_csv(handle, dtype=str, keep_default_na=False, skipinitialspace=True)
+            # by one rule below instead of by a parser's guesses. The header is read as a
+            # row: pandas would rename a repeated column name ("id.1") instead of refusing it.
+            raw = pd.read_csv(
+                handle, header=None, dtype=str, keep_default_na=False, skipinitialspace=True,
+                encoding="utf-8-sig",
+            )
+            frame = raw.iloc[1:].reset_index(drop=True)
+            frame.columns = list(raw.iloc[0])
+            return frame
         except pd.errors.EmptyDataError as error:
             raise DataValidationError(source, ["empty file (no header row)"]) from error
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError, pa.ArrowInvalid) as error:

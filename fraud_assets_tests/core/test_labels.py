@@ -1,0 +1,115 @@
+"""Label files: every bad case refused with file, column and row; merging applies nothing twice."""
+
+import pandas as pd
+import pytest
+
+from fraud_assets.core.data.labels import (
+    BATCH_FILE,
+    LABEL_COLUMNS,
+    TRANSACTION_ID,
+    KnownTransactions,
+    check_known,
+    merge_labels,
+    read_label_file,
+    report_date,
+)
+from fraud_assets.core.data.schema import DataValidationError
+from fraud_assets.core.storage.locations import Location
+
+FS = Location("/").fs
+GOOD = "transaction_id,transaction_date,Class\n17,2025-03-01,1\n0042,2025-03-02,0\n"
+
+
+def write(tmp_path, text: str, name: str = "2025-03-05_reported.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_reads_a_good_file(tmp_path):
+    labels = read_label_file(write(tmp_path, GOOD), fs=FS)
+    assert labels[TRANSACTION_ID].tolist() == ["17", "0042"]  # leading zeros kept
+    assert labels["Class"].tolist() == [1, 0]
+    assert set(labels["reported_on"]) == {"2025-03-05"}
+    assert set(labels[BATCH_FILE]) == {""}
+
+
+def test_class_defaults_to_fraud_and_batch_file_is_reduced_to_its_stem(tmp_path):
+    text = 'transaction_id,transaction_date,batch_file\n3,2025-03-01,"incoming/2025-03-01_a.csv"\n'
+    labels = read_label_file(write(tmp_path, text), fs=FS)
+    assert labels["Class"].tolist() == [1]
+    assert labels[BATCH_FILE].tolist() == ["2025-03-01_a"]
+
+
+def test_quoted_header_and_values_as_in_the_ulb_file(tmp_path):
+    text = '"transaction_id","transaction_date","Class"\n"5","2025-03-01","1"\n'
+    assert read_label_file(write(tmp_path, text), fs=FS)["Class"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "what"),
+    [
+        ("transaction_id,Class\n1,1\n", "transaction_date", "missing column"),
+        ("transaction_id,transaction_date,Class\n1,2025-02-30,1\n", "transaction_date", "not a date"),
+        ("transaction_id,transaction_date,Class\n1,03/01/2025,1\n", "transaction_date", "not a date"),
+        ("transaction_id,transaction_date,Class\n1,2025-03-09,1\n", "transaction_date", "after the report date"),
+        ("transaction_id,transaction_date,Class\n1,2025-03-01,2\n", "Class", "not 0 or 1"),
+        ("transaction_id,transaction_date,Class\n1,2025-03-01,fraud\n", "Class", "not 0 or 1"),
+        ("transaction_id,transaction_date,Class\n1,2025-03-01,\n", "Class", "not 0 or 1"),
+        ("transaction_id,transaction_date,Class\n,2025-03-01,1\n", "transaction_id", "empty"),
+        ("transaction_id,transaction_date,Class\n1,2025-03-01,1\n1,2025-03-01,0\n", "transaction_id",
+         "already labelled"),
+        ("transaction_id,transaction_date,transaction_id\n1,2025-03-01,2\n", "transaction_id", "duplicate column"),
+    ],
+)
+def test_bad_files_name_file_column_and_row(tmp_path, text, column, what):
+    path = write(tmp_path, text)
+    with pytest.raises(DataValidationError) as error:
+        read_label_file(path, fs=FS, source="labels/2025-03-05_reported.csv")
+    message = str(error.value)
+    assert message.startswith("labels/2025-03-05_reported.csv: ")
+    assert column in message and what in message
+    if "data row" in message:
+        assert "data row 1" in message or "data row 2" in message
+
+
+def test_parquet_booleans_are_not_labels(tmp_path):
+    path = tmp_path / "2025-03-05.parquet"
+    pd.DataFrame({"transaction_id": ["1"], "transaction_date": ["2025-03-01"], "Class": [True]}).to_parquet(path)
+    with pytest.raises(DataValidationError, match="booleans"):
+        read_label_file(str(path), fs=FS)
+
+
+def test_a_file_without_a_report_date_in_its_name_is_refused(tmp_path):
+    with pytest.raises(DataValidationError, match="report date"):
+        read_label_file(write(tmp_path, GOOD, name="labels.csv"), fs=FS)
+    assert report_date("2025-02-30.csv") is None
+    assert report_date("2025-03-05-late.parquet") == "2025-03-05"
+
+
+def test_unknown_and_ambiguous_transactions_are_named(tmp_path):
+    known = KnownTransactions({"2025-03-01_a": {"0", "1", "2"}, "2025-03-01_b": {"0", "1"}})
+    text = ("transaction_id,transaction_date,batch_file\n2,2025-03-01,\n9,2025-03-01,\n"
+            "1,2025-03-01,\n1,2025-03-01,2025-03-01_b.csv\n")
+    labels = read_label_file(write(tmp_path, text), fs=FS)
+    with pytest.raises(DataValidationError) as error:
+        check_known(labels, known, "labels/x.csv", "2025-03-01")
+    message = str(error.value)
+    assert "1 label(s) for 2025-03-01 name no scored transaction (first at data row 2: '9')" in message
+    assert "batch_file" in message and "first at data row 3" in message
+    good = labels.iloc[[0, 3]]
+    check_known(good, known, "labels/x.csv", "2025-03-01")
+    assert known.resolve(good)[BATCH_FILE].tolist() == ["2025-03-01_a", "2025-03-01_b"]
+
+
+def test_merge_keeps_the_latest_report_and_applies_nothing_twice(tmp_path):
+    first = read_label_file(write(tmp_path, GOOD, "2025-03-05.csv"), fs=FS)
+    correction = read_label_file(
+        write(tmp_path, "transaction_id,transaction_date,Class\n17,2025-03-01,0\n", "2025-03-09.csv"), fs=FS
+    )
+    merged = merge_labels([first, correction])
+    assert list(merged.columns) == list(LABEL_COLUMNS)
+    assert dict(zip(merged[TRANSACTION_ID], merged["Class"], strict=True)) == {"17": 0, "0042": 0}
+    again = merge_labels([first, correction, first, correction])
+    pd.testing.assert_frame_equal(again, merged)
+    assert len(merge_labels([])) == 0
