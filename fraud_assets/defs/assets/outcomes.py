@@ -111,6 +111,13 @@ def transaction_labels(
         if path == pending:
             new_files.append(path)
 
+    known_days: dict = {}
+
+    def known_by_day(day: str):
+        if day not in known_days:
+            known_days[day] = known_transactions(read_predictions(storage.predictions(), day))
+        return known_days[day]
+
     new_labels = []
     for path in new_files:
         source = data.display(path)
@@ -120,9 +127,7 @@ def transaction_labels(
             if outside:
                 raise DataValidationError(source, [f"labels for days outside this run: {outside[:5]}"])
             for day, day_labels in labels.groupby(TRANSACTION_DATE):
-                known = known_transactions(read_predictions(storage.predictions(), day))
-                check_known(day_labels, known, source, day)
-                labels.loc[day_labels.index] = known.resolve(day_labels)
+                check_known(day_labels, known_by_day(day), source, day)
         except DataValidationError as error:
             moved = quarantine(data, path, dataset.quarantine_prefix, str(error))
             raise permanent_failure(
@@ -134,8 +139,11 @@ def transaction_labels(
     known_before = _applied_labels(data, dataset, days[0])
     rows, frauds = 0, 0
     for day in days:
+        # Every label names its batch once resolved, so one transaction is one key however
+        # its reports named it.
+        known = known_by_day(day)
         merged = merge_labels(
-            [frame[frame[TRANSACTION_DATE] == day] for frame in (*known_before, *new_labels)]
+            [known.resolve(frame[frame[TRANSACTION_DATE] == day]) for frame in (*known_before, *new_labels)]
         )
         _, path = labels_path(storage, day)
         write_table(merged, path, fs=data.fs)

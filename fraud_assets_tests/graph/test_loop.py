@@ -1,0 +1,149 @@
+"""The loop in time on a real local instance: labels applied once, realised figures, automation,
+and a command-line rollback shown in Dagster."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score
+
+from fraud_assets.core.model.registry import ModelRegistry
+from fraud_assets.core.storage.locations import Location
+from fraud_assets.definitions import build_definitions
+from fraud_assets.defs.loop_sensors import serving_events
+
+from .conftest import DAY, run_pipeline
+
+LABELS_DAY = "2025-03-06"  # reported two days after DAY
+
+
+@pytest.fixture
+def scored(project, instance, monkeypatch):
+    """DAY trained on and scored; predictions loaded."""
+    monkeypatch.setenv("FRAUD_LABEL_MATURITY_DAYS", "30")
+    assert run_pipeline(instance).success
+    predictions = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_morning.parquet")
+    return predictions
+
+
+def write_labels(project, name: str, rows: list[tuple]) -> None:
+    folder = project / "data" / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=["transaction_id", "transaction_date", "Class"])
+    frame.to_csv(folder / name, index=False)
+
+
+def sensor_requests(instance, cursor=None):
+    defs = build_definitions("local")
+    sensor = next(s for s in defs.sensors if s.name == "label_file_sensor")
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
+                                 repository_def=defs.get_repository_def()) as context:
+        result = sensor.evaluate_tick(context)
+    return result.run_requests, result.cursor
+
+
+def apply(instance, request):
+    job = build_definitions("local").resolve_job_def("labels_job")
+    return job.execute_in_process(
+        instance=instance, run_config=request.run_config, tags=request.tags, raise_on_error=False
+    )
+
+
+def test_label_file_applied_once_and_realised_figures_recomputed(project, instance, scored):
+    frauds = scored["transaction_id"].iloc[[5, 50, 500]].astype(str).tolist()
+    write_labels(project, f"{LABELS_DAY}_chargebacks.csv", [(t, DAY, 1) for t in frauds])
+
+    (request,), cursor = sensor_requests(instance)
+    assert request.tags["dagster/asset_partition_range_start"] == DAY
+    assert apply(instance, request).success
+    assert not (project / "data" / "labels" / f"{LABELS_DAY}_chargebacks.csv").exists()
+    assert (project / "data" / "labels" / "processed" / f"{LABELS_DAY}_chargebacks.csv").exists()
+    stored = pd.read_parquet(project / "data" / "assets" / "transaction_labels" / f"{DAY}.parquet")
+    assert sorted(stored["transaction_id"]) == sorted(frauds)
+
+    # The same run again (a re-executed run) and the same tick again apply nothing twice.
+    assert apply(instance, request).success
+    again = pd.read_parquet(project / "data" / "assets" / "transaction_labels" / f"{DAY}.parquet")
+    pd.testing.assert_frame_equal(again, stored)
+    assert sensor_requests(instance, cursor)[0] == []
+
+    defs = build_definitions("local")
+    result = dg.materialize(
+        [defs.get_assets_def("realized_performance")], instance=instance, partition_key=DAY,
+        resources=defs.resources,
+    )
+    document = next(f for f in result.asset_value("realized_performance")["figures"] if f["role"] == "production")
+    truth = scored["transaction_id"].astype(str).isin(frauds).astype(int)
+    assert document["frauds"] == 3 and document["mature"] is False
+    assert document["auprc"] == pytest.approx(average_precision_score(truth, scored["fraud_probability"]))
+    flagged = scored["is_fraud"].to_numpy()
+    assert document["alerts"] == int(flagged.sum())
+    assert document["caught"] == int((flagged & (truth.to_numpy() == 1)).sum())
+
+
+def test_a_label_for_an_unknown_transaction_quarantines_the_file(project, instance, scored):
+    write_labels(project, f"{LABELS_DAY}.csv", [("5", DAY, 1), ("999999", DAY, 1)])
+    (request,), _ = sensor_requests(instance)
+    result = apply(instance, request)
+    assert not result.success
+    quarantined = project / "data" / "quarantine" / f"{LABELS_DAY}.csv"
+    assert quarantined.exists()
+    reason = (project / "data" / "quarantine" / f"{LABELS_DAY}.csv.reason.json").read_text()
+    assert "name no scored transaction" in reason and "999999" in reason and "data row 2" in reason
+    assert not (project / "data" / "assets" / "transaction_labels" / f"{DAY}.parquet").exists()
+
+
+def test_an_unreadable_label_file_is_quarantined_by_the_sensor(project, instance, scored):
+    write_labels(project, f"{LABELS_DAY}.csv", [("5", DAY, "fraud")])
+    requests, _ = sensor_requests(instance)
+    assert requests == []
+    assert "not 0 or 1" in (project / "data" / "quarantine" / f"{LABELS_DAY}.csv.reason.json").read_text()
+
+
+def test_labels_wait_while_their_day_has_unscored_files(project, instance, scored):
+    (project / "data" / "incoming").mkdir(exist_ok=True)
+    (project / "data" / "processed" / DAY / f"{DAY}_morning.csv").rename(
+        project / "data" / "incoming" / f"{DAY}_late.csv"
+    )
+    write_labels(project, f"{LABELS_DAY}.csv", [("5", DAY, 1)])
+    requests, cursor = sensor_requests(instance)
+    assert requests == [] and (project / "data" / "labels" / f"{LABELS_DAY}.csv").exists()
+
+
+def test_late_labels_make_realised_performance_due(project, instance, scored):
+    defs = build_definitions("local")
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    write_labels(project, f"{LABELS_DAY}.csv", [(scored["transaction_id"].astype(str).iloc[7], DAY, 1)])
+    (request,), _ = sensor_requests(instance)
+    assert apply(instance, request).success
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    requested = {
+        (key.to_user_string(), partition)
+        for key, subset in ((r.key, r.true_subset) for r in after.results)
+        for partition in (subset.expensively_compute_partition_keys() or [])
+    }
+    assert ("realized_performance", DAY) in requested
+
+
+def test_a_command_line_rollback_shows_as_the_serving_version(project, instance, scored, monkeypatch):
+    registry = ModelRegistry(Location(str(project / "models")))
+    first = registry.production_version()
+    production = dg.AssetKey("production_model")
+    recorded = instance.get_latest_materialization_event(production).asset_materialization
+    assert recorded.tags["dagster/data_version"] == first
+    # A second training: the new model becomes the challenger, production stays.
+    assert run_pipeline(instance, job="training_job").success
+    challenger = registry.challenger_version()
+    assert challenger not in (None, first) and registry.production_version() == first
+    # `fraud model promote` outside Dagster, then the serving sensor records it.
+    registry.promote(challenger, reason="manual")
+    events = serving_events(build_definitions("local").resources["storage"], instance)
+    assert {e.asset_key.to_user_string(): e.tags["dagster/data_version"] for e in events} == {
+        "production_model": challenger, "challenger_model": "none"
+    }
+    for event in events:
+        instance.report_runless_asset_event(event)
+    latest = instance.get_latest_materialization_event(production).asset_materialization
+    assert latest.tags["dagster/data_version"] == challenger
+    assert serving_events(build_definitions("local").resources["storage"], instance) == []
+    assert np.isfinite(float(recorded.metadata["test_auprc"].value))
