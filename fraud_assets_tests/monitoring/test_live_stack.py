@@ -66,15 +66,20 @@ def test_prometheus_scrapes_a_pushed_metric(pushgateway: Service, prometheus: Se
 
 
 def test_prometheus_counts_each_scoring_run_once(pushgateway: Service, prometheus: Service) -> None:
-    # Earlier tests' runs are already in Prometheus: count only what is seen after the
-    # wiped gateway has been scraped, so no earlier run can still be on its way.
-    wait_for(lambda: not query(prometheus, "fraud_scoring_last_success_timestamp_seconds"),
-             what="the wiped gateway to be scraped")
+    # Earlier tests' runs are already in Prometheus: count only from a rule evaluation that
+    # saw the wiped gateway, so every earlier run has been counted before the window opens.
+    wait_for(
+        lambda: not query(prometheus, "fraud_scoring_last_success_timestamp_seconds")
+        and not query(prometheus,
+                      "job:fraud_scoring_last_success_timestamp_seconds:previous_evaluation"),
+        what="an evaluation of the wiped gateway",
+    )
     since = time.time()
 
     def counted(what: str) -> float | None:
-        window = max(1, int(time.time() - since) + 1)
-        result = query(prometheus, f"sum_over_time(job:fraud_scoring_{what}:first_seen[{window}s])")
+        # Millisecond window: a whole-second one could reach back before `since`.
+        window = max(1, int((time.time() - since) * 1000))
+        result = query(prometheus, f"sum_over_time(job:fraud_scoring_{what}:first_seen[{window}ms])")
         return float(result[0]["value"][1]) if result else None
 
     assert push_scoring_metrics(pushgateway.url, rows=700, flagged=7, seconds=1.0,
