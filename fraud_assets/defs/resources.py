@@ -139,6 +139,10 @@ class MetricsPusher(dg.ConfigurableResource):
     def drift(self, **values) -> bool:
         return telemetry.push_drift_metrics(self.pushgateway_url, **values)
 
+    def realized_performance(self, **values) -> bool:
+        """Realised figures of one matured transaction day for one model role."""
+        return telemetry.push_realized_performance(self.pushgateway_url, **values)
+
     def training_outcome(self, model: FraudModel, gate: GateResult) -> bool:
         """What a training run produced and whether its model now serves."""
         return self.training(

@@ -1,8 +1,9 @@
 """Prometheus metrics of the scoring service, scraped at ``GET /metrics``.
 
-Each app owns its ``CollectorRegistry`` (tests start several apps in one process). The two
-counters share their names with the batch job's pushed series on purpose: dashboards tell
-them apart by ``job`` (``fraud-inference`` here, ``fraud_scoring`` from the Pushgateway).
+Each app owns its ``CollectorRegistry`` (tests start several apps in one process). A
+long-lived process is where counters belong: ``fraud_predictions_total`` and
+``fraud_flagged_total`` live here only. The batch scoring job pushes per-run gauges
+instead (``fraud_scoring_rows``...), whose totals Prometheus records.
 """
 
 from __future__ import annotations

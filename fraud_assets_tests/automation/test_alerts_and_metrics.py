@@ -111,7 +111,8 @@ def test_runs_push_metrics_that_prometheus_scrapes(project, instance, pushgatewa
     rows = scored.metadata["rows"].value
 
     wait_for_series(prometheus, f"fraud_scoring_rows == {rows}")
-    assert float(query(prometheus, "fraud_predictions_total")[0]["value"][1]) >= rows
+    # The run's rows reach the daily total that Prometheus computes from the pushed gauges.
+    wait_for_series(prometheus, f"job:fraud_scoring_rows:sum_1d >= {rows}")
     auprc = float(wait_for_series(prometheus, "fraud_model_auprc")[0]["value"][1])
     assert 0.5 < auprc <= 1.0
     assert wait_for_series(prometheus, 'fraud_model_info{role="production"}')
@@ -122,8 +123,15 @@ def test_runs_push_metrics_that_prometheus_scrapes(project, instance, pushgatewa
     # Every series carries the pushing job's label, not the gateway's (honor_labels).
     assert {s["metric"]["job"] for s in query(prometheus, "fraud_scoring_rows")} == {"fraud_scoring"}
 
-    # increase()/rate() panels need a second scrape of the new values.
-    wait_for_series(prometheus, 'increase(fraud_predictions_total{job="fraud_scoring"}[1d])')
+    # Realised performance is pushed by a later feature through the same resource; push a
+    # day here so the realised panels have something to show.
+    metrics = build_definitions("local").resources["metrics"].process_config_and_initialize()
+    assert metrics.realized_performance(
+        role="production", model_version="m-live", day="2024-01-05", mature=True, rows=rows,
+        frauds=10, alerts=12, auprc=0.7, precision=0.75, recall=0.9, cost=40.0,
+        known_fraud_share=1.0,
+    )
+    wait_for_series(prometheus, 'fraud_realized_precision{role="production"} == 0.75')
     checked, failures = dashboard_query_failures(prometheus)
     assert checked > 20
     assert not failures, "\n".join(failures)

@@ -63,6 +63,10 @@ def test_shipped_config_is_valid_as_is(amtool: str) -> None:
         (["severity=critical", "alertname=PushgatewayDown", "job=pushgateway"], "slack-critical"),
         (["severity=warning", "alertname=FraudDriftDetected", "job=fraud_drift"], "slack-warning"),
         (["severity=warning", "alertname=FraudTrainingGateFailed"], "slack-warning"),
+        # Realised performance goes where the other model-quality alerts go.
+        (["severity=warning", "alertname=FraudRealizedPerformanceBelowFloor",
+          "job=fraud_realized_performance", "role=production", "component=model"],
+         "slack-warning"),
         # Anything unlabelled still reaches a human.
         (["alertname=SomethingNew"], "slack-warning"),
     ],

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from fraud_assets.core.monitoring import telemetry
+from fraud_assets.core.monitoring.telemetry import names
 from fraud_assets_tests.services.prometheus_stack import MONITORING_DIR, REPO_ROOT
 
 # Its compose-spec schema check is in deployment/test_container_files.py.
@@ -174,7 +174,7 @@ def test_dashboard_panels_have_unique_ids_and_fit_the_grid() -> None:
 
 
 def test_dashboards_read_only_metrics_the_jobs_push() -> None:
-    known = telemetry.ALL_METRIC_NAMES | PROMETHEUS_OWN_METRICS
+    known = names.ALL_METRIC_NAMES | PROMETHEUS_OWN_METRICS
     for name, d in load_dashboards().items():
         used: set[str] = set()
         for expr in dashboard_exprs(d):
@@ -186,5 +186,5 @@ def test_dashboards_read_only_metrics_the_jobs_push() -> None:
         set(re.findall(r"\bfraud_\w+", re.sub(r'"[^"]*"', "", e)))
         for d in load_dashboards().values() for e in dashboard_exprs(d)
     ))
-    unused = telemetry.ALL_METRIC_NAMES - every
+    unused = names.ALL_METRIC_NAMES - every
     assert not unused, f"pushed but on no dashboard: {unused}"

@@ -15,6 +15,7 @@ import pytest
 
 from fraud_assets.core.monitoring.telemetry import (
     push_drift_metrics,
+    push_realized_performance,
     push_scoring_metrics,
     push_training_metrics,
 )
@@ -43,6 +44,12 @@ def push_everything(gateway: Service, rows: int) -> None:
         wasserstein={**{f"V{i}": 0.01 for i in range(1, 29)}, "Amount": 0.02},
         drift_share=0.0, drift_detected=False, seconds=2.0,
     )
+    for role in ("production", "challenger"):
+        assert push_realized_performance(
+            gateway.url, role=role, model_version="m-live", day="2024-01-05", mature=True,
+            rows=10_000, frauds=20, alerts=25, auprc=0.7, precision=0.64, recall=0.8,
+            cost=150.0, known_fraud_share=0.97,
+        )
     assert push_scoring_metrics(gateway.url, rows=0, flagged=0, seconds=0,
                                 model_version="m-live", succeeded=False)
 
@@ -50,12 +57,51 @@ def push_everything(gateway: Service, rows: int) -> None:
 def test_prometheus_scrapes_a_pushed_metric(pushgateway: Service, prometheus: Service) -> None:
     assert push_scoring_metrics(pushgateway.url, rows=4321, flagged=2, seconds=1.0,
                                 model_version="m-live")
-    result = wait_for_series(prometheus, 'fraud_predictions_total{job="fraud_scoring"} == 4321')
+    result = wait_for_series(prometheus, 'fraud_scoring_rows{job="fraud_scoring"} == 4321')
     (sample,) = result
     # honor_labels kept the pushed job; the gateway's own instance did not leak in.
-    assert sample["metric"] == {"__name__": "fraud_predictions_total", "job": "fraud_scoring"}
+    assert sample["metric"] == {"__name__": "fraud_scoring_rows", "job": "fraud_scoring"}
     (info,) = query(prometheus, "fraud_model_info")
     assert info["metric"]["model_version"] == "m-live"
+
+
+def test_prometheus_counts_each_scoring_run_once(pushgateway: Service, prometheus: Service) -> None:
+    # Earlier tests' runs are already in Prometheus: count only from a rule evaluation that
+    # saw the wiped gateway, so every earlier run has been counted before the window opens.
+    wait_for(
+        lambda: not query(prometheus, "fraud_scoring_last_success_timestamp_seconds")
+        and not query(prometheus,
+                      "job:fraud_scoring_last_success_timestamp_seconds:previous_evaluation"),
+        what="an evaluation of the wiped gateway",
+    )
+    since = time.time()
+
+    def counted(what: str) -> float | None:
+        # Millisecond window: a whole-second one could reach back before `since`.
+        window = max(1, int((time.time() - since) * 1000))
+        result = query(prometheus, f"sum_over_time(job:fraud_scoring_{what}:first_seen[{window}ms])")
+        return float(result[0]["value"][1]) if result else None
+
+    assert push_scoring_metrics(pushgateway.url, rows=700, flagged=7, seconds=1.0,
+                                model_version="m-live")
+    wait_for(lambda: counted("rows") == 700, what="the first run to be counted")
+    # Same figures again: still a new run, told apart by its success time.
+    assert push_scoring_metrics(pushgateway.url, rows=700, flagged=7, seconds=1.0,
+                                model_version="m-live")
+    wait_for(lambda: counted("runs") == 2, what="the second run to be counted")
+    assert counted("rows") == 1400
+    assert counted("flagged") == 14
+    # Held by the gateway and seen again at every later evaluation, the runs are not
+    # counted again.
+    second_counted = time.time()
+
+    def evaluations_since() -> float:
+        window = max(1, int(time.time() - second_counted))
+        result = query(prometheus, f"count_over_time(job:fraud_scoring_runs:first_seen[{window}s])")
+        return float(result[0]["value"][1]) if result else 0.0
+
+    wait_for(lambda: evaluations_since() >= 3, what="three more rule evaluations")
+    assert counted("rows") == 1400
 
 
 def test_dashboard_queries_run_against_pushed_metrics(
@@ -65,8 +111,8 @@ def test_dashboard_queries_run_against_pushed_metrics(
     wait_for_series(prometheus, "fraud_scoring_rows == 777")
     wait_for_series(prometheus, "fraud_drift_psi")
     wait_for_series(prometheus, "fraud_scoring_last_failure_timestamp_seconds")
-    # increase()/rate() need two samples of the new values.
-    time.sleep(2.5)
+    wait_for_series(prometheus, "fraud_realized_precision")
+    wait_for_series(prometheus, "job:fraud_scoring_rows:sum_1d")
 
     checked, failures = dashboard_query_failures(prometheus)
     assert checked > 20

@@ -10,7 +10,12 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from fraud_assets.core.monitoring import telemetry
+from fraud_assets.core.monitoring.telemetry import families
+from fraud_assets.core.monitoring.telemetry import names as metric_names
+from fraud_assets.core.monitoring.telemetry.realized import (
+    RealizedPerformance,
+    build_realized_registry,
+)
 from fraud_assets_tests.services.prometheus_stack import (
     MONITORING_DIR,
     RULES_DIR,
@@ -134,7 +139,7 @@ def _service_metric_names() -> set[str]:
 
 def test_rules_read_only_metrics_the_jobs_push() -> None:
     recorded = {r["record"] for r in load_rules() if "record" in r}
-    known = telemetry.ALL_METRIC_NAMES | _service_metric_names()
+    known = metric_names.ALL_METRIC_NAMES | _service_metric_names()
     for rule in load_rules():
         names = referenced_metric_names(rule["expr"])
         unknown = names - known
@@ -142,6 +147,19 @@ def test_rules_read_only_metrics_the_jobs_push() -> None:
     for rule in load_rules():
         for used in re.findall(r"\b[a-z_]+:[\w:]+", rule["expr"]):
             assert used in recorded, f"{used} is not recorded by any rule"
+
+
+def test_run_totals_read_the_previous_evaluation_before_recording_this_one() -> None:
+    # Rules of a group run in order at one timestamp: a rule placed after the copy would
+    # compare the timestamp with itself and never see a new run.
+    (group,) = [g for g in yaml.safe_load((RULES_DIR / "fraud_run_totals.yml").read_text())["groups"]
+                if g["name"] == "fraud_run_totals"]
+    records = [rule["record"] for rule in group["rules"]]
+    copies = [r for r in records if r.endswith(":previous_evaluation")]
+    assert copies and records[-len(copies):] == copies
+    readers = [rule["record"] for rule in group["rules"] if ":previous_evaluation" in rule["expr"]]
+    assert readers == ["job:fraud_scoring_runs:first_seen"]
+    assert "interval" not in group, "an own interval would leave this group behind the scrapes"
 
 
 def test_recording_rule_names_follow_convention() -> None:
@@ -154,13 +172,13 @@ def test_recording_rule_names_follow_convention() -> None:
     "registry",
     [
         pytest.param(
-            lambda: telemetry.build_scoring_registry(
+            lambda: families.build_scoring_registry(
                 rows=1000, flagged=7, seconds=12.5, model_version="20250101-abc"
             ),
             id="scoring",
         ),
         pytest.param(
-            lambda: telemetry.build_training_registry(
+            lambda: families.build_training_registry(
                 auprc=0.81, roc_auc=0.97, threshold=0.42, seconds=300.0,
                 model_version="20250108-def", gate_passed=True,
                 production_version="20250101-abc",
@@ -168,16 +186,24 @@ def test_recording_rule_names_follow_convention() -> None:
             id="training",
         ),
         pytest.param(
-            lambda: telemetry.build_drift_registry(
+            lambda: families.build_drift_registry(
                 psi={f"V{i}": 0.01 * i for i in range(1, 29)} | {"Amount": 0.2, "score": 0.3},
                 wasserstein={f"V{i}": 0.001 * i for i in range(1, 29)} | {"Amount": 0.05},
                 drift_share=0.1, drift_detected=False, seconds=4.0,
             ),
             id="drift",
         ),
+        pytest.param(
+            lambda: build_realized_registry(RealizedPerformance(
+                role="challenger", model_version="20250108-def", day="2025-01-02", mature=False,
+                rows=250_000, frauds=410, alerts=600, auprc=0.74, precision=float("nan"),
+                recall=0.71, cost=1830.5, known_fraud_share=0.8,
+            )),
+            id="realized",
+        ),
         *[
-            pytest.param(lambda job=job: telemetry.build_failure_registry(job), id=f"failure-{job}")
-            for job in telemetry.JOBS
+            pytest.param(lambda job=job: families.build_failure_registry(job), id=f"failure-{job}")
+            for job in metric_names.JOBS
         ],
     ],
 )
@@ -187,5 +213,5 @@ def test_pushed_exposition_passes_promtool_lint(promtool: str, registry) -> None
     assert result.returncode == 0, result.stdout + result.stderr + text.decode()
     # Nothing else in the exposition: no process/python collectors, no _created series.
     names = set(re.findall(r"^# TYPE (\S+)", text.decode(), flags=re.M))
-    assert names <= telemetry.ALL_METRIC_NAMES
+    assert names <= metric_names.ALL_METRIC_NAMES
     assert "_created" not in text.decode()
