@@ -107,16 +107,17 @@ def test_min_cost_flags_nothing_when_alerts_cost_more_than_frauds():
     assert choose_threshold(labels, scores, swapped).threshold == 0.6
 
 
-def test_alert_budget_respects_the_budget_per_day():
+def test_alert_budget_is_a_share_of_the_daily_volume():
     rng = np.random.default_rng(2)
     scores = rng.random(1_000)
     labels = (rng.random(1_000) < 0.02).astype(int)
-    for days, per_day in ((1.0, 10.0), (2.0, 10.0), (3.5, 7.0)):
-        choice = choose_threshold(labels, scores, ThresholdPolicy("alert_budget", alerts_per_day=per_day),
-                                  days=days)
+    # 1,000 validation rows at 1,000, 500 and 4,000 expected rows a day.
+    for rows_per_day, per_day, expected in ((1_000, 10.0, 10), (500, 10.0, 20), (4_000, 8.0, 2)):
+        policy = ThresholdPolicy("alert_budget", alerts_per_day=per_day)
+        choice = choose_threshold(labels, scores, policy, rows_per_day=rows_per_day)
         flagged = int(np.sum(scores >= choice.threshold))
         assert flagged == choice.expected_alerts
-        assert flagged == int(per_day * days)  # distinct scores: the budget is used exactly
+        assert flagged == expected  # distinct scores: the budget is used exactly
 
 
 def test_alert_budget_with_ties_stays_within_budget():

@@ -6,7 +6,7 @@ import pandas as pd
 from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
 from fraud_assets.core.data.splits import split_transactions
 from fraud_assets.core.data.tables import read_transactions
-from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
 
 GROUP = "ingestion"
@@ -72,6 +72,7 @@ def _split_metadata(frame: pd.DataFrame) -> dict:
         ),
     },
 )
+@retry_only_transient
 def transaction_splits(config: SplitConfig, raw_transactions: pd.DataFrame):
     """Train, validation and test splits, in time order unless `strategy: stratified`."""
     splits = split_transactions(
