@@ -15,7 +15,7 @@ import xgboost as xgb
 
 from fraud_assets.core.data import profile
 from fraud_assets.core.data.features import Preprocessor
-from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, feature_matrix
+from fraud_assets.core.data.schema import AMOUNT, LABEL, SECONDS_PER_DAY, TIME, feature_matrix
 from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
@@ -62,6 +62,22 @@ def _top_features(booster: xgb.Booster, limit: int = 10) -> list[dict]:
     total = sum(gains.values()) or 1.0
     ranked = sorted(gains.items(), key=lambda item: -item[1])[:limit]
     return [{"feature": name, "gain_share": round(gain / total, 4)} for name, gain in ranked]
+
+
+# The model's derived features and the input column each is computed from, so importance can
+# be read against the input columns that drift is measured on.
+_INPUT_OF = {"log_amount": AMOUNT, "hour_sin": TIME, "hour_cos": TIME}
+
+
+def importance_by_input(booster: xgb.Booster) -> dict[str, float]:
+    """Each input column's share of the model's total gain."""
+    gains = booster.get_score(importance_type="total_gain")
+    total = sum(gains.values()) or 1.0
+    shares: dict[str, float] = {}
+    for name, gain in gains.items():
+        column = _INPUT_OF.get(name, name)
+        shares[column] = shares.get(column, 0.0) + gain / total
+    return {name: round(share, 6) for name, share in sorted(shares.items(), key=lambda item: -item[1])}
 
 
 def make_version(booster_bytes: bytes, when: datetime) -> str:
@@ -173,6 +189,7 @@ def train_fraud_model(
             precision_recall_points(y_test, test_scores, choice.threshold) if y_test.sum() else []
         ),
         "top_features": _top_features(booster),
+        "feature_importance": importance_by_input(booster),
         "drift_reference": profile.reference_to_dict(
             build_drift_reference(splits.train, valid_scores)
         ),
