@@ -115,7 +115,7 @@ def fraud_model(
             "best_iteration": training["best_iteration"],
             "training_seconds": training["training_seconds"],
             "precision_recall_curve": precision_recall_chart(
-                model.manifest["pr_curve_test"], f"Precision-recall, test split ({model.version})"
+                model.manifest["pr_curve_test"], (test["recall"], test["precision"])
             ),
         },
     )
