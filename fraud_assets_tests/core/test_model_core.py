@@ -319,7 +319,7 @@ def test_training_refuses_splits_without_frauds(time_splits, fast_config):
 def test_bundle_round_trip_gives_identical_predictions(trained_model, time_splits, tmp_path):
     directory = tmp_path / "bundle"
     trained_model.save(LOCAL, str(directory))
-    assert sorted(os.listdir(directory)) == sorted([MODEL_FILE, PREPROCESSING_FILE, MANIFEST_FILE])
+    assert sorted(os.listdir(directory)) == sorted([MODEL_FILE, PREPROCESSING_FILE, MANIFEST_FILE, "pr_curve.svg"])
     loaded = FraudModel.load(LOCAL, str(directory))
     assert loaded.version == trained_model.version
     assert loaded.threshold == trained_model.threshold
@@ -448,7 +448,7 @@ def test_one_drifted_feature_of_two_meets_the_default_share():
     rng = np.random.default_rng(2)
     reference = profile.build_reference(_normal_reference(rng))
     current = _normal_reference(rng)
-    current["x"] = current["x"] + 0.5
+    current["x"] = current["x"] + 0.6  # 0.3 reference std: past the major Wasserstein bound
     report = drift.compare(reference, current)
     assert report["drifted_features"] == ["x"] and report["drift_share"] == 0.5
     assert report["drift_detected"] and report["drift_level"] == "major"  # 0.5 >= major_share
