@@ -11,8 +11,9 @@ from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output
 from fraud_assets.core.data import profile
 from fraud_assets.core.data.schema import feature_matrix
 from fraud_assets.core.data.tables import iter_transaction_chunks, read_transactions, write_table
-from fraud_assets.core.monitoring import drift
-from fraud_assets.core.storage.locations import write_json_atomic
+from fraud_assets.core.model import pictures
+from fraud_assets.core.monitoring import drift, verdict
+from fraud_assets.core.storage.locations import write_bytes_atomic, write_json_atomic
 
 
 @click.command("generate")
@@ -38,13 +39,23 @@ def generate_command(n_samples, output, seed, start_day, n_days, no_labels, drif
     click.echo(f"wrote {len(frame)} rows to {output}" + (f" ({frauds} frauds)" if frauds is not None else ""))
 
 
+# Exit code of `fraud drift --fail-on LEVEL` when the verdict reaches LEVEL; 1 is any other
+# failure and 2 a usage error or invalid input, as for every command.
+DRIFT_EXIT_CODE = 3
+
+
 @click.command("drift")
 @click.option("--reference", required=True, help="Reference transactions (e.g. the training data).")
 @click.option("--current", required=True, help="Current transactions to compare.")
 @click.option("--output", help="Write the JSON report here instead of printing it.")
-@click.option("--model-dir", help="Also compare model scores, using this model.")
-def drift_command(reference, current, output, model_dir):
-    """Compare two transaction files feature by feature (PSI and scaled Wasserstein)."""
+@click.option("--model-dir", help="Also compare model scores, and weigh features by the model's gain.")
+@click.option("--chart", help="Write an SVG chart of the most drifted features here.")
+@click.option("--fail-on", type=click.Choice(["moderate", "major"]),
+              help=f"Exit with code {DRIFT_EXIT_CODE} when the verdict is at this level or above "
+              "(2 stays for usage errors and invalid input).")
+def drift_command(reference, current, output, model_dir, chart, fail_on):
+    """Compare two transaction files feature by feature (PSI, scaled Wasserstein, KS) and
+    give one verdict: drift_level none, moderate or major."""
     input_table(reference, "--reference")
     input_table(current, "--current")
     model = load_model_dir(model_dir) if model_dir else None
@@ -63,10 +74,16 @@ def drift_command(reference, current, output, model_dir):
                 feature_matrix(chunk)
             )
         accumulator.add(values)
-    report = accumulator.report()
+    report = accumulator.report(importance=model.manifest.get("feature_importance") if model else None)
+    if chart:
+        svg = pictures.drift_svg(report["features"], report["thresholds"]["psi_moderate"],
+                                 report["thresholds"]["psi_major"], f"Drift: {report['drift_level']}")
+        write_bytes_atomic(LOCAL_FS, os.path.abspath(chart), svg.encode())
     if output:
         write_json_atomic(LOCAL_FS, os.path.abspath(output), report)
         click.echo(f"drift_detected={str(report['drift_detected']).lower()} "
                    f"level={report['drift_level']} report={output}")
     else:
         click.echo(json.dumps(report, indent=2))
+    if fail_on and verdict.at_least(report["drift_level"], fail_on):
+        raise click.exceptions.Exit(DRIFT_EXIT_CODE)

@@ -51,7 +51,10 @@ def cli(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="fraud", standalone_mode=False)
+        # Without standalone mode click returns a command's Exit code instead of exiting.
+        code = cli.main(args=argv, prog_name="fraud", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.ClickException as error:

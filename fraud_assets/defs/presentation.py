@@ -1,9 +1,12 @@
-"""Metadata that reads well in the Dagster UI: small Markdown tables and an SVG chart."""
+"""Metadata that reads well in the Dagster UI: small Markdown tables and inline charts."""
 
-import base64
 from collections.abc import Iterable, Sequence
 
 import dagster as dg
+import pyarrow.parquet as pq
+
+from fraud_assets.core.model import pictures
+from fraud_assets.core.storage.locations import Location, write_bytes_atomic
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> dg.MetadataValue:
@@ -19,28 +22,36 @@ def confusion_matrix_markdown(matrix: dict) -> dg.MetadataValue:
     )
 
 
-def precision_recall_chart(points: Sequence[tuple[float, float]], title: str) -> dg.MetadataValue:
-    """An inline SVG line chart (recall on x, precision on y); the UI renders Markdown images,
-    and SVG needs no plotting library."""
-    width, height, pad = 360, 260, 36
-    plot_w, plot_h = width - 2 * pad, height - 2 * pad
-    coords = " ".join(
-        f"{pad + recall * plot_w:.1f},{pad + (1 - precision) * plot_h:.1f}"
-        for recall, precision in points
+def text_chart(text: str) -> dg.MetadataValue:
+    """A text chart in a code block. The UI shows Markdown under 1,000 characters inline
+    and drops ``data:`` images (see :mod:`fraud_assets.core.model.pictures`)."""
+    return dg.MetadataValue.md(f"```\n{text}\n```")
+
+
+def precision_recall_chart(
+    points: Sequence[Sequence[float]], at_threshold: Sequence[float] | None
+) -> dg.MetadataValue:
+    return text_chart(pictures.precision_recall_text(points, at_threshold))
+
+
+def score_histogram_chart(predictions: Location, day: str, threshold: float) -> dg.MetadataValue:
+    """The day's scores (every predictions file of the day) by band, inline; the SVG picture
+    is written beside the predictions as ``score_histogram.svg``."""
+    folder = predictions.path(f"date={day}")
+    files = sorted(path for path in predictions.fs.find(folder) if path.endswith(".parquet"))
+    counts = pictures.score_histogram(
+        scores for path in files for scores in _scores(predictions, path)
     )
-    ticks = "".join(
-        f'<text x="{pad + v * plot_w:.0f}" y="{height - 12}" font-size="10" text-anchor="middle">{v:.1f}</text>'
-        f'<text x="{pad - 6}" y="{pad + (1 - v) * plot_h + 3:.0f}" font-size="10" text-anchor="end">{v:.1f}</text>'
-        for v in (0.0, 0.5, 1.0)
-    )
-    svg = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-        f'<rect width="100%" height="100%" fill="white"/>'
-        f'<rect x="{pad}" y="{pad}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
-        f'<polyline points="{coords}" fill="none" stroke="#4f43dd" stroke-width="2"/>'
-        f'<text x="{width / 2}" y="18" font-size="12" text-anchor="middle">{title}</text>'
-        f'<text x="{width / 2}" y="{height - 1}" font-size="10" text-anchor="middle">recall</text>'
-        f"{ticks}</svg>"
-    )
-    encoded = base64.b64encode(svg.encode()).decode()
-    return dg.MetadataValue.md(f"![{title}](data:image/svg+xml;base64,{encoded})")
+    svg = pictures.score_histogram_svg(counts, threshold, f"Fraud scores, {day}")
+    write_bytes_atomic(predictions.fs, predictions.path(f"date={day}", "score_histogram.svg"), svg.encode())
+    return text_chart(pictures.score_histogram_text(counts, threshold))
+
+
+def drift_chart(report: dict) -> dg.MetadataValue:
+    return text_chart(pictures.drift_text(report["features"], report["thresholds"]["psi_major"]))
+
+
+def _scores(predictions: Location, path: str):
+    with predictions.fs.open(path, "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(columns=["fraud_probability"]):
+            yield batch.column(0).to_numpy()

@@ -18,6 +18,7 @@ from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.gate import GateResult, evaluate_gate
 from fraud_assets.core.model.registry import ModelRegistry
 from fraud_assets.core.monitoring import alerts, telemetry
+from fraud_assets.core.monitoring.verdict import DriftThresholds
 from fraud_assets.core.storage.locations import Location
 
 
@@ -102,10 +103,18 @@ class QualityGate(dg.ConfigurableResource):
 
 
 class DriftSettings(dg.ConfigurableResource):
-    psi_moderate: float = 0.1
-    psi_major: float = 0.25
-    wasserstein: float = 0.1
-    drift_share: float = 0.5
+    """The drift verdict's bounds (fraud_assets/core/monitoring/verdict.py explains them)."""
+
+    psi_moderate: float = DriftThresholds.psi_moderate
+    psi_major: float = DriftThresholds.psi_major
+    wasserstein: float = DriftThresholds.wasserstein
+    wasserstein_major: float = DriftThresholds.wasserstein_major
+    moderate_share: float = DriftThresholds.moderate_share
+    major_share: float = DriftThresholds.major_share
+    alpha: float = DriftThresholds.alpha
+
+    def thresholds(self) -> DriftThresholds:
+        return DriftThresholds(**{name: getattr(self, name) for name in DriftThresholds.__dataclass_fields__})
 
 
 def storage_for(env: str) -> FraudStorage:

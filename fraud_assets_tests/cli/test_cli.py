@@ -173,7 +173,7 @@ def test_generate_refuses_unknown_format(capsys, tmp_path):
 
 # --- train -----------------------------------------------------------------------------------------
 
-BUNDLE = {"model.ubj", "preprocessing.json", "manifest.json", "metrics.json", "threshold.json"}
+BUNDLE = {"model.ubj", "preprocessing.json", "manifest.json", "pr_curve.svg", "metrics.json", "threshold.json"}
 
 
 def test_train_writes_the_bundle_metrics_and_a_fixed_threshold(fixed_model_dir):
@@ -501,3 +501,19 @@ def test_broken_model_folders_are_usage_errors_naming_the_folder(
     assert "--model-dir" in err and str(broken) in err
     assert "Traceback" not in err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_drift_fail_on_exits_3_at_that_level(capsys, train_csv, batch_frame, tmp_path):
+    shifted = batch_frame.copy()
+    for name in ("V1", "V2", "V3", "V4", "V5"):
+        shifted[name] += 0.5 * batch_frame[name].std()
+    shifted["Amount"] *= 1.5
+    current = write_ulb_csv(shifted, tmp_path / "shifted.csv")
+    code, out, _ = fraud(capsys, "drift", "--reference", train_csv, "--current", current,
+                         "--fail-on", "moderate", "--chart", tmp_path / "drift.svg")
+    report = json.loads(out)
+    assert report["drift_detected"] is True and code == 3
+    assert (tmp_path / "drift.svg").read_text().startswith("<svg")
+    quiet, _, _ = fraud(capsys, "drift", "--reference", train_csv, "--current", train_csv,
+                        "--fail-on", "moderate")
+    assert quiet == 0

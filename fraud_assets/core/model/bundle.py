@@ -24,6 +24,7 @@ import fsspec
 import numpy as np
 
 from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.model import pictures
 from fraud_assets.core.model.tree_shap import TreeShapTables, UnsupportedModel
 from fraud_assets.core.model.xgboost_runtime import NativeBooster
 from fraud_assets.core.storage.locations import write_bytes_atomic, write_json_atomic
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.ubj"
 PREPROCESSING_FILE = "preprocessing.json"
 MANIFEST_FILE = "manifest.json"
+PR_CURVE_FILE = "pr_curve.svg"
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +141,24 @@ class FraudModel:
         write_bytes_atomic(
             fs, posixpath.join(directory, PREPROCESSING_FILE), self.preprocessor.to_json().encode()
         )
+        files = [MODEL_FILE, PREPROCESSING_FILE]
+        if self.manifest.get("pr_curve_test"):
+            write_bytes_atomic(fs, posixpath.join(directory, PR_CURVE_FILE), self._pr_curve_svg().encode())
+            files.append(PR_CURVE_FILE)
         manifest = {
             **self.manifest,
             "version": self.version,
             "threshold": self.threshold,
             "log_odds_correction": self.log_odds_correction,
-            "files": [MODEL_FILE, PREPROCESSING_FILE],
+            "files": files,
         }
         write_json_atomic(fs, posixpath.join(directory, MANIFEST_FILE), manifest)
+
+    def _pr_curve_svg(self) -> str:
+        test = self.metrics.get("test", {})
+        at_threshold = (test["recall"], test["precision"]) if "recall" in test else None
+        title = f"Precision-recall, test (AUPRC {test.get('auprc', float('nan')):.3f})"
+        return pictures.precision_recall_svg(self.manifest["pr_curve_test"], at_threshold, title)
 
     @classmethod
     def load(cls, fs: fsspec.AbstractFileSystem, directory: str) -> FraudModel:

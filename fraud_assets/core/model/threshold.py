@@ -3,6 +3,13 @@
 At 0.17 % prevalence a fixed 0.5 threshold is arbitrary; the threshold is a business choice
 (how many alerts to review, what a missed fraud costs), so three policies are offered, plus
 ``fixed`` for a threshold chosen elsewhere.
+
+The alert budget is a share of volume: ``alerts_per_day`` at the expected daily volume
+(``rows_per_day``, measured on the training data) is ``alerts_per_day / rows_per_day`` alerts
+per transaction, applied to the validation rows. Prorating by the validation split's time
+span instead would tie the budget to which hours the split happens to cover, though volume
+follows the day/night cycle: a night-heavy split would get a day's worth of alerts for a
+fraction of a day's transactions.
 """
 
 from __future__ import annotations
@@ -66,9 +73,13 @@ def choose_threshold(
     scores: np.ndarray,
     policy: ThresholdPolicy = ThresholdPolicy(),
     *,
-    days: float = 1.0,
+    rows_per_day: float | None = None,
 ) -> ThresholdChoice:
-    """Pick the threshold: rows with ``score >= threshold`` are flagged as fraud."""
+    """Pick the threshold: rows with ``score >= threshold`` are flagged as fraud.
+
+    ``rows_per_day``: the expected daily volume, for the alert budget; None takes the scores
+    as one day's transactions.
+    """
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     if len(labels) == 0:
@@ -92,9 +103,18 @@ def choose_threshold(
         if policy.missed_fraud_cost * positives < cost[best]:
             return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "min_cost", 0)
     else:  # alert_budget
-        budget = policy.alerts_per_day * max(days, 1e-9)
+        budget = policy.alerts_per_day * alert_rate_days(len(scores), rows_per_day)
         within = np.flatnonzero(flagged <= budget)
         if len(within) == 0:
             return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "alert_budget", 0)
         best = int(within[-1])
     return ThresholdChoice(float(cut_scores[best]), policy.strategy, int(flagged[best]))
+
+
+def alert_rate_days(rows: int, rows_per_day: float | None) -> float:
+    """How many days of expected volume ``rows`` transactions are."""
+    if rows_per_day is None:
+        return 1.0
+    if not rows_per_day > 0:
+        raise ValueError(f"rows_per_day must be positive, got {rows_per_day}")
+    return rows / rows_per_day

@@ -15,10 +15,11 @@ import xgboost as xgb
 
 from fraud_assets.core.data import profile
 from fraud_assets.core.data.features import Preprocessor
-from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, feature_matrix
+from fraud_assets.core.data.schema import AMOUNT, LABEL, SECONDS_PER_DAY, TIME, feature_matrix
 from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
+from fraud_assets.core.model.provenance import provenance
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
 
 
@@ -45,10 +46,15 @@ class TrainingConfig:
     threshold: ThresholdPolicy = field(default_factory=ThresholdPolicy)
 
 
-def _span_days(frame: pd.DataFrame) -> float:
-    if len(frame) < 2:
-        return 1.0
-    return max(float(frame[TIME].max() - frame[TIME].min()) / SECONDS_PER_DAY, 1 / 24)
+def rows_per_day(splits: Splits) -> float:
+    """Expected daily volume, measured over all the labelled data: its whole span smooths the
+    day/night cycle that any one split (a few hours of a time split) would carry."""
+    times = pd.concat([part[TIME] for part in (splits.train, splits.validation, splits.test)])
+    rows = len(times)
+    if rows < 2:
+        return float(max(rows, 1))
+    span_days = max(float(times.max() - times.min()) / SECONDS_PER_DAY, 1 / 24)
+    return rows / span_days
 
 
 def _top_features(booster: xgb.Booster, limit: int = 10) -> list[dict]:
@@ -58,15 +64,38 @@ def _top_features(booster: xgb.Booster, limit: int = 10) -> list[dict]:
     return [{"feature": name, "gain_share": round(gain / total, 4)} for name, gain in ranked]
 
 
+# The model's derived features and the input column each is computed from, so importance can
+# be read against the input columns that drift is measured on.
+_INPUT_OF = {"log_amount": AMOUNT, "hour_sin": TIME, "hour_cos": TIME}
+
+
+def importance_by_input(booster: xgb.Booster) -> dict[str, float]:
+    """Each input column's share of the model's total gain."""
+    gains = booster.get_score(importance_type="total_gain")
+    total = sum(gains.values()) or 1.0
+    shares: dict[str, float] = {}
+    for name, gain in gains.items():
+        column = _INPUT_OF.get(name, name)
+        shares[column] = shares.get(column, 0.0) + gain / total
+    return {name: round(share, 6) for name, share in sorted(shares.items(), key=lambda item: -item[1])}
+
+
 def make_version(booster_bytes: bytes, when: datetime) -> str:
     digest = hashlib.sha256(booster_bytes).hexdigest()[:8]
     return f"xgb-{when:%Y%m%dT%H%M%SZ}-{digest}"
 
 
 def train_fraud_model(
-    splits: Splits, preprocessor: Preprocessor, config: TrainingConfig = TrainingConfig()
+    splits: Splits,
+    preprocessor: Preprocessor,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    run_id: str | None = None,
 ) -> FraudModel:
-    """Fit on train, stop early and pick the threshold on validation, report on test."""
+    """Fit on train, stop early and pick the threshold on validation, report on test.
+
+    ``run_id``: the orchestrator's run that trains it (Dagster's), recorded in the manifest.
+    """
     started = time.perf_counter()
     y_train = splits.train[LABEL].to_numpy()
     y_valid = splits.validation[LABEL].to_numpy()
@@ -124,13 +153,18 @@ def train_fraud_model(
         log_odds_correction=log_odds_correction_for(weight),
     )
     valid_scores = model.predict_proba(feature_matrix(splits.validation))
-    choice = choose_threshold(y_valid, valid_scores, config.threshold, days=_span_days(splits.validation))
+    daily_volume = rows_per_day(splits)
+    choice = choose_threshold(y_valid, valid_scores, config.threshold, rows_per_day=daily_volume)
     model.threshold = choice.threshold
 
     y_test = splits.test[LABEL].to_numpy()
     test_scores = model.predict_proba(feature_matrix(splits.test))
     model.manifest = {
         "created_at": created.isoformat(),
+        # All three splits: validation chose the stopping round and threshold, test the gate.
+        "provenance": provenance(
+            (splits.train, splits.validation, splits.test), run_id=run_id
+        ),
         "algorithm": "xgboost",
         "libraries": {"xgboost": xgb.__version__, "scikit-learn": sklearn.__version__},
         "training": {
@@ -139,7 +173,10 @@ def train_fraud_model(
             "best_iteration": best_iteration,
             "training_seconds": round(training_seconds, 3),
         },
-        "threshold_policy": config.threshold.to_dict(),
+        "threshold_policy": {
+            **config.threshold.to_dict(),
+            **({"rows_per_day": round(daily_volume, 1)} if config.threshold.strategy == "alert_budget" else {}),
+        },
         "data": {
             name: {"rows": len(part), "frauds": int(part[LABEL].sum())}
             for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
@@ -148,8 +185,11 @@ def train_fraud_model(
             "validation": classification_report(y_valid, valid_scores, choice.threshold),
             "test": classification_report(y_test, test_scores, choice.threshold),
         },
-        "pr_curve_test": precision_recall_points(y_test, test_scores) if y_test.sum() else [],
+        "pr_curve_test": (
+            precision_recall_points(y_test, test_scores, choice.threshold) if y_test.sum() else []
+        ),
         "top_features": _top_features(booster),
+        "feature_importance": importance_by_input(booster),
         "drift_reference": profile.reference_to_dict(
             build_drift_reference(splits.train, valid_scores)
         ),

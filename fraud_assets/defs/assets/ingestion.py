@@ -7,7 +7,7 @@ from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataVali
 from fraud_assets.core.data.splits import split_transactions
 from fraud_assets.core.data.tables import read_transactions
 from fraud_assets.defs.automation import weekly, when_training_data_changes
-from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
 from fraud_assets.defs.training_data import labelled_days_frame
 
@@ -87,6 +87,7 @@ def _split_metadata(frame: pd.DataFrame) -> dict:
         ),
     },
 )
+@retry_only_transient
 def transaction_splits(config: SplitConfig, training_dataset: pd.DataFrame):
     """Train, validation and test splits of the training dataset, in time order (the base
     file first, then labelled days) unless `strategy: stratified`."""

@@ -13,7 +13,7 @@ from fraud_assets.defs.automation import RECENT_LOOKBACK, after_inputs_update
 from fraud_assets.defs.batches import list_batch_files, prediction_name, processed_folder
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
-from fraud_assets.defs.presentation import markdown_table
+from fraud_assets.defs.presentation import drift_chart, markdown_table
 from fraud_assets.defs.resources import (
     DatasetSettings,
     DriftSettings,
@@ -47,8 +47,10 @@ def _prediction_scores(predictions, path: str):
         dg.AssetCheckSpec(
             DRIFT_CHECK,
             asset="drift_statistics",
-            description="Warns on moderate drift (PSI >= 0.1 somewhere), fails on major drift "
-            "(PSI >= 0.25 somewhere, or the share of drifted features over the limit).",
+            description="The day's drift verdict: warns on moderate drift, fails on major drift "
+            "(see fraud_assets/core/monitoring/verdict.py). Plots drift share, largest PSI and "
+            "score PSI per day.",
+            partitions_def=daily_partitions,
         )
     ],
 )
@@ -79,11 +81,12 @@ def drift_statistics(
 
     versions = set()
     accumulator: drift.DriftAccumulator | None = None
+    manifest: dict = {}
     for batch_path, predictions_path in scored:
         for version, scores in _prediction_scores(predictions, predictions_path):
             if accumulator is None:
-                reference = storage.registry().manifest(version)["drift_reference"]
-                accumulator = drift.DriftAccumulator(profile.reference_from_dict(reference))
+                manifest = storage.registry().manifest(version)
+                accumulator = drift.DriftAccumulator(profile.reference_from_dict(manifest["drift_reference"]))
             versions.add(version)
             accumulator.add({profile.SCORE: scores})
         # The scoring reader: the file passed validation when it was scored, and this path
@@ -93,13 +96,7 @@ def drift_statistics(
                 {name: chunk.features[:, _FEATURE_INDEX[name]] for name in profile.DRIFT_FEATURES}
             )
 
-    thresholds = drift.DriftThresholds(
-        psi_moderate=drift_settings.psi_moderate,
-        psi_major=drift_settings.psi_major,
-        wasserstein=drift_settings.wasserstein,
-        drift_share=drift_settings.drift_share,
-    )
-    report = accumulator.report(thresholds)
+    report = accumulator.report(drift_settings.thresholds(), manifest.get("feature_importance"))
     report.update({"date": day, "model_versions": sorted(versions)})
     seconds = time.perf_counter() - started
     features = report["features"]
@@ -112,8 +109,8 @@ def drift_statistics(
     )
     if report["drift_level"] == "major":
         slack.post(
-            f":warning: Major drift on {day}: {len(report['drifted_features'])} features drifted "
-            f"(share {report['drift_share']:.2f}); most: {', '.join(report['drifted_features'][:5])}"
+            f":warning: Major drift on {day}: {'; '.join(report['reasons'])}. "
+            f"Most drifted: {', '.join(report['drifted_features'][:5]) or 'none'}"
         )
     most_drifted = sorted(features.items(), key=lambda item: -item[1]["psi"])[:8]
     level = report["drift_level"]
@@ -126,22 +123,26 @@ def drift_statistics(
             "rows": report["rows"],
             "seconds": round(seconds, 3),
             "most_drifted_features": markdown_table(
-                ["feature", "PSI", "level", "Wasserstein / std", "drifted"],
+                ["feature", "PSI", "Wasserstein / std", "KS p-value", "level"],
                 [
-                    (name, stats["psi"], stats["psi_level"], stats["wasserstein_scaled"], stats["drifted"])
+                    (name, stats["psi"], stats["wasserstein_scaled"], stats["p_value"], stats["level"])
                     for name, stats in most_drifted
                 ],
             ),
+            "drift_chart": drift_chart(report),
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name=DRIFT_CHECK,
-                passed=level == "stable",
+                passed=level == "none",
                 severity=dg.AssetCheckSeverity.ERROR if level == "major" else dg.AssetCheckSeverity.WARN,
-                description=f"{level} drift: {len(report['drifted_features'])} of {len(features)} "
-                f"features drifted (share {report['drift_share']:.2f})",
+                description=f"{day}: {level} drift" + (f" ({'; '.join(report['reasons'])})" if report["reasons"] else ""),
+                # Numbers (floats, not text) so the UI plots them across partitions.
                 metadata={
                     "drift_level": level,
+                    "drift_share": dg.MetadataValue.float(float(report["drift_share"])),
+                    "largest_psi": dg.MetadataValue.float(float(report["largest_psi"])),
+                    "score_psi": dg.MetadataValue.float(float(report["score_psi"] or 0.0)),
                     "drifted_features": dg.MetadataValue.json(report["drifted_features"]),
                 },
             )

@@ -18,6 +18,7 @@ from fraud_assets.defs.batches import (
 )
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
+from fraud_assets.defs.presentation import score_histogram_chart
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
 
 GROUP = "scoring"
@@ -156,6 +157,7 @@ def daily_predictions(
             "newly_scored_files": len(fresh),
             "model_version": ", ".join(versions),
             "files": dg.MetadataValue.json(summaries),
+            "score_histogram": score_histogram_chart(predictions, day, summaries[-1]["threshold"]),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -9,7 +9,7 @@ from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.threshold import ThresholdPolicy
 from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
 from fraud_assets.defs.automation import after_upstream
-from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
 from fraud_assets.defs.presentation import (
     confusion_matrix_markdown,
     markdown_table,
@@ -26,6 +26,7 @@ GROUP = "training"
     kinds={"json"},
     retry_policy=TRANSIENT_RETRY,
 )
+@retry_only_transient
 def preprocessing_pipeline(train_split: pd.DataFrame) -> dg.MaterializeResult[Preprocessor]:
     """Feature standardisation fitted on the training split only, stored as JSON parameters
     (loaded back without executing code)."""
@@ -75,6 +76,7 @@ class ModelTrainingConfig(dg.Config):
     kinds={"xgboost"},
     retry_policy=TRANSIENT_RETRY,
 )
+@retry_only_transient
 def fraud_model(
     context: dg.AssetExecutionContext,
     config: ModelTrainingConfig,
@@ -90,7 +92,7 @@ def fraud_model(
     the quality gate passes and `production_model` promotes it.
     """
     splits = Splits(train=train_split, validation=validation_split, test=test_split)
-    model = train_fraud_model(splits, preprocessing_pipeline, config.to_core())
+    model = train_fraud_model(splits, preprocessing_pipeline, config.to_core(), run_id=context.run_id)
     test = model.metrics["test"]
     training = model.manifest["training"]
     context.log.info("trained %s: test AUPRC %.4f", model.version, test["auprc"])
@@ -114,7 +116,7 @@ def fraud_model(
             "best_iteration": training["best_iteration"],
             "training_seconds": training["training_seconds"],
             "precision_recall_curve": precision_recall_chart(
-                model.manifest["pr_curve_test"], f"Precision-recall, test split ({model.version})"
+                model.manifest["pr_curve_test"], (test["recall"], test["precision"])
             ),
         },
     )
@@ -172,6 +174,7 @@ _SERVING_OWNERS = ["team:fraud-ml"]
     ],
     retry_policy=TRANSIENT_RETRY,
 )
+@retry_only_transient
 def model_rollout(
     context: dg.AssetExecutionContext,
     fraud_model: FraudModel,

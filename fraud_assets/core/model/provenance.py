@@ -1,0 +1,71 @@
+"""What a model was trained from: the data's content hash, the code's version, the run.
+
+Recorded in every manifest so that a model in service can be traced back to the exact rows
+and code that made it, whichever way it was trained (``fraud train`` or Dagster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterable
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PACKAGE = "card-fraud"
+_SOURCE_DIR = Path(__file__).resolve().parent
+
+
+def data_fingerprint(frames: Iterable[pd.DataFrame]) -> dict:
+    """SHA-256 of the frames' content (column names, dtypes and values, in order) and the row
+    count. The index is left out: the same rows read again, or split again, hash the same."""
+    digest = hashlib.sha256()
+    rows = 0
+    for frame in frames:
+        digest.update(repr([(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]).encode())
+        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+        digest.update(hashes.tobytes())
+        rows += len(frame)
+    return {"sha256": digest.hexdigest(), "rows": rows}
+
+
+@cache
+def code_version() -> dict:
+    """The installed package's version and, when the code runs from a git checkout, its
+    commit and whether the work tree had uncommitted changes (None when not a checkout, as
+    in the container image)."""
+    try:
+        version = metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        version = None
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "package": PACKAGE,
+        "version": version,
+        "git_commit": commit,
+        "git_dirty": None if status is None else bool(status),
+    }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=_SOURCE_DIR, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def provenance(training_frames: Iterable[pd.DataFrame], *, run_id: str | None = None) -> dict:
+    """The manifest's ``provenance`` section; ``run_id`` is the Dagster run's, when there is one."""
+    return {
+        "training_data": data_fingerprint(training_frames),
+        "code": code_version(),
+        "dagster_run_id": run_id,
+    }

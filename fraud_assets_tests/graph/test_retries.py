@@ -1,0 +1,59 @@
+"""Only what can pass on retry is retried: a split without frauds fails at once."""
+
+import dagster as dg
+import pandas as pd
+
+from fraud_assets.core.data.schema import LABEL
+from fraud_assets.defs.assets.training import fraud_model, preprocessing_pipeline
+from fraud_assets.defs.errors import TRANSIENT_RETRY, retry_only_transient
+from fraud_assets.synthetic.generate import generate_transactions
+
+
+def _retries(result) -> int:
+    return sum(1 for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY")
+
+
+def test_a_split_without_frauds_is_not_retried():
+    frame = generate_transactions(6_000, seed=2, n_days=1, fraud_rate=0.01)
+    genuine = frame[frame[LABEL] == 0]
+
+    @dg.asset
+    def train_split() -> pd.DataFrame:
+        return frame
+
+    @dg.asset
+    def validation_split() -> pd.DataFrame:
+        return genuine  # no frauds: training cannot stop early or choose a threshold
+
+    @dg.asset
+    def test_split() -> pd.DataFrame:
+        return frame
+
+    result = dg.materialize(
+        [train_split, validation_split, test_split, preprocessing_pipeline, fraud_model],
+        resources={
+            "model_io_manager": dg.InMemoryIOManager(),
+            "model_artifact_io_manager": dg.InMemoryIOManager(),
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert _retries(result) == 0
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "need frauds" in str(failure.event_specific_data.error)
+
+
+def test_transient_errors_are_still_retried():
+    attempts = []
+
+    @dg.asset(retry_policy=dg.RetryPolicy(max_retries=1))
+    @retry_only_transient
+    def flaky() -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionResetError("storage endpoint restarting")
+        return 1
+
+    result = dg.materialize([flaky])
+    assert result.success and len(attempts) == 2 and _retries(result) == 1
+    assert TRANSIENT_RETRY.max_retries >= 1
