@@ -152,8 +152,11 @@ class MetricsPusher(dg.ConfigurableResource):
         """Realised figures of one matured transaction day for one model role."""
         return telemetry.push_realized_performance(self.pushgateway_url, **values)
 
-    def training_outcome(self, model: FraudModel, gate: GateResult) -> bool:
-        """What a training run produced and whether its model now serves."""
+    def training_outcome(
+        self, model: FraudModel, gate: GateResult, serving_version: str | None = None
+    ) -> bool:
+        """What a training run produced and which model serves after it (a model that passed
+        the gate serves at once only when nothing served before; else it is the challenger)."""
         return self.training(
             auprc=gate.candidate_auprc,
             roc_auc=model.metrics["test"]["roc_auc"],
@@ -161,7 +164,7 @@ class MetricsPusher(dg.ConfigurableResource):
             seconds=model.manifest["training"]["training_seconds"],
             model_version=model.version,
             gate_passed=gate.passed,
-            production_version=model.version if gate.passed else gate.production_version,
+            production_version=serving_version or gate.production_version,
         )
 
     def run_failed(self, job: str) -> bool:

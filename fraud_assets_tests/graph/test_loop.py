@@ -1,6 +1,8 @@
 """The loop in time on a real local instance: labels applied once, realised figures, automation,
 and a command-line rollback shown in Dagster."""
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -74,7 +76,7 @@ def test_label_file_applied_once_and_realised_figures_recomputed(project, instan
     )
     document = next(f for f in result.asset_value("realized_performance")["figures"] if f["role"] == "production")
     truth = scored["transaction_id"].astype(str).isin(frauds).astype(int)
-    assert document["frauds"] == 3 and document["mature"] is False
+    assert document["frauds"] == 3 and document["mature"] is True  # DAY is far older than 30 days
     assert document["auprc"] == pytest.approx(average_precision_score(truth, scored["fraud_probability"]))
     flagged = scored["is_fraud"].to_numpy()
     assert document["alerts"] == int(flagged.sum())
@@ -112,17 +114,23 @@ def test_labels_wait_while_their_day_has_unscored_files(project, instance, score
 
 def test_late_labels_make_realised_performance_due(project, instance, scored):
     defs = build_definitions("local")
-    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    # Evaluated as of shortly after DAY: the conditions look back a bounded number of days.
+    when = datetime(2025, 3, 8, 12, tzinfo=UTC)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=when)
     write_labels(project, f"{LABELS_DAY}.csv", [(scored["transaction_id"].astype(str).iloc[7], DAY, 1)])
     (request,), _ = sensor_requests(instance)
     assert apply(instance, request).success
-    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    after = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=when + timedelta(minutes=1)
+    )
     requested = {
         (key.to_user_string(), partition)
         for key, subset in ((r.key, r.true_subset) for r in after.results)
         for partition in (subset.expensively_compute_partition_keys() or [])
     }
     assert ("realized_performance", DAY) in requested
+    # Nothing else of DAY changed: its drift is not due again.
+    assert ("drift_statistics", DAY) not in requested
 
 
 def test_a_command_line_rollback_shows_as_the_serving_version(project, instance, scored, monkeypatch):

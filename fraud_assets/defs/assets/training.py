@@ -200,8 +200,8 @@ def model_rollout(
     elif previous.version != fraud_model.version:
         registry.set_challenger(fraud_model.version, reason=gate.describe())
         context.log.info("%s scores in shadow beside %s", fraud_model.version, previous.version)
-    metrics.training_outcome(fraud_model, gate)
     serving = serving_versions(registry)
+    metrics.training_outcome(fraud_model, gate, serving_version=registry.production_version())
     yield serving_result(
         "production_model",
         serving["production_model"],
