@@ -35,11 +35,12 @@ def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift
     dates = _demo_dates(days)
     for index, date in enumerate(dates):
         name = f"{date}_transactions.csv"
-        if (root / "data" / "incoming" / name).exists() or (root / "data" / "processed" / date / name).exists():
+        places = (root / "data" / "demo_world" / "batches", root / "data" / "incoming", root / "data" / "processed" / date)
+        if any((folder / name).exists() for folder in places):
             continue
         last = index == len(dates) - 1
         write_day(root, date, TRAINING_DAYS + index, rows=batch_rows, drift=drift if last else 0.0, seed=seed)
-        click.echo(f"generated batch data/incoming/{name} and its label reports")
+        click.echo(f"generated the batch and label reports of {date}")
     return dates
 
 

@@ -21,6 +21,9 @@ from fraud_assets.core.data.schema import LABEL
 from fraud_assets.core.data.tables import write_table
 
 WORLD = ("data", "demo_world", "labels")  # reports not made yet: outside anything the platform reads
+# Batches that have not "arrived" yet: a day's batch lands in incoming/ on its day, so a
+# training before it never counts its (unlabelled) rows as genuine.
+WORLD_BATCHES = ("data", "demo_world", "batches")
 MAX_REPORT_DELAY_DAYS = 4
 GENUINE_CONFIRMATIONS_PER_DAY = 5
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -55,7 +58,8 @@ def write_day(root: Path, date: str, start_day: int, *, rows: int, drift: float,
     # One file per (report day, transaction day): the platform groups them by report day name.
     for reported, group in labels.groupby("reported"):
         write_table(group.drop(columns=["reported"]), str(world / f"{reported}_labels_for_{date}.csv"))
-    write_table(batch, str(root / "data" / "incoming" / f"{date}_transactions.csv"))
+    root.joinpath(*WORLD_BATCHES).mkdir(parents=True, exist_ok=True)
+    write_table(batch, str(root.joinpath(*WORLD_BATCHES) / f"{date}_transactions.csv"))
 
 
 def release_reports(root: Path, up_to: str) -> list[str]:
@@ -109,6 +113,9 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
     labels_job = _job(defs, "labels_job")
     pending = root / "data" / "labels"
     for index, day in enumerate(dates):
+        for arriving in root.joinpath(*WORLD_BATCHES).glob(f"{day}*"):
+            (root / "data" / "incoming").mkdir(parents=True, exist_ok=True)
+            arriving.rename(root / "data" / "incoming" / arriving.name)
         incoming = list((root / "data" / "incoming").glob(f"{day}*"))
         challenger = registry.challenger_version()
         # Scored before (batch processed, shadow scores by the current challenger): skip.
