@@ -22,8 +22,10 @@ def _demo_dates(days: int) -> list[str]:
 
 
 def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift: float, seed: int) -> list[str]:
-    """Write the labelled dataset and one unlabelled batch per day, unless already there."""
-    from fraud_assets.synthetic.generate import generate_transactions  # pandas: not for `fraud --help`
+    """Write the labelled base file, and per day a batch without its truth and the label
+    reports to come, unless that day was written before."""
+    from fraud_assets.cli.demo_loop import write_day  # pandas: not for `fraud --help`
+    from fraud_assets.synthetic.generate import generate_transactions
 
     raw = root / "data" / "raw" / "creditcard.csv"
     if not raw.exists():
@@ -32,18 +34,24 @@ def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift
         write_table(frame, str(raw))
     dates = _demo_dates(days)
     for index, date in enumerate(dates):
-        batch = root / "data" / "incoming" / f"{date}_transactions.csv"
-        processed = root / "data" / "processed" / batch.name
-        if batch.exists() or processed.exists():
+        name = f"{date}_transactions.csv"
+        places = (root / "data" / "demo_world" / "batches", root / "data" / "incoming", root / "data" / "processed" / date)
+        if any((folder / name).exists() for folder in places):
             continue
         last = index == len(dates) - 1
-        frame = generate_transactions(
-            batch_rows, seed=seed, start_day=TRAINING_DAYS + index, n_days=1, labels=False,
-            drift=drift if last else 0.0,
-        )
-        write_table(frame, str(batch))
-        click.echo(f"generated batch {batch.relative_to(root)}")
+        write_day(root, date, TRAINING_DAYS + index, rows=batch_rows, drift=drift if last else 0.0, seed=seed)
+        click.echo(f"generated the batch and label reports of {date}")
     return dates
+
+
+# The demo's loop runs in minutes, so labels mature in days, not a month; a user's own
+# setting wins.
+DEMO_SETTINGS = {
+    "FRAUD_LABEL_MATURITY_DAYS": "3",
+    "FRAUD_CHALLENGER_MIN_DAYS": "2",
+    "FRAUD_CHALLENGER_MIN_FRAUDS": "30",
+    "FRAUD_PROMOTION_RESAMPLES": "200",
+}
 
 
 def local_instance(root: Path):
@@ -68,52 +76,39 @@ def _materialization(result, asset: str) -> dict:
 @click.command("demo")
 @click.option("--rows", type=click.IntRange(min=10_000), default=284_807, show_default=True,
               help="Labelled rows to train on (the ULB file's size by default).")
-@click.option("--batch-rows", type=click.IntRange(min=100), default=50_000, show_default=True)
-@click.option("--days", type=click.IntRange(min=1, max=30), default=3, show_default=True)
+@click.option("--batch-rows", type=click.IntRange(min=100), default=20_000, show_default=True)
+@click.option("--days", type=click.IntRange(min=2, max=30), default=8, show_default=True,
+              help="Days replayed, ending yesterday.")
 @click.option("--drift", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Drift applied to the latest day's batch.")
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo_command(rows, batch_rows, days, drift, seed):
-    """Generate demo data if absent, then run the whole graph for the latest demo day."""
+    """Replay the loop over past days: score, apply late labels, retrain a challenger,
+    measure realised performance and decide whether the challenger takes over."""
     started = time.perf_counter()
     os.environ.setdefault("FRAUD_ENV", "local")
     if os.environ["FRAUD_ENV"] != "local":
         raise click.ClickException("fraud demo runs on the embedded default: unset FRAUD_ENV")
+    for name, value in DEMO_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    click.echo("settings: " + ", ".join(f"{name}={os.environ[name]}" for name in DEMO_SETTINGS))
     root = settings.local_root()
     # dagster.yaml keeps its storage paths relative to the project folder.
     os.chdir(root)
     dates = ensure_demo_data(root, rows=rows, batch_rows=batch_rows, days=days, drift=drift, seed=seed)
-    day = dates[-1]
 
+    from fraud_assets.cli.demo_loop import run_loop, summary
     from fraud_assets.definitions import defs
 
-    job = defs.resolve_job_def("fraud_pipeline_job")
-    click.echo(f"running fraud_pipeline_job for {day} (Dagster home: {DAGSTER_HOME_DIR}/)")
+    storage = settings.store_urls()
+    click.echo(f"replaying {dates[0]} .. {dates[-1]} (Dagster home: {DAGSTER_HOME_DIR}/)")
     with local_instance(root) as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=day,
-            raise_on_error=False,
-            # Step-by-step events stay in the instance (and `dagster dev`); the terminal gets
-            # warnings and the summary below.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-    model = _materialization(result, "fraud_model")
-    production = _materialization(result, "production_model")
-    scored = _materialization(result, "daily_predictions")
-    drift_stats = _materialization(result, "drift_statistics")
+        done = run_loop(root, defs, instance, dates, retrain_after=max(0, days // 2 - 2), storage=storage)
     click.echo("")
-    click.echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
-    if model:
-        click.echo(f"model        {model['model_version']}  test AUPRC {model['test_auprc']:.4f}  "
-                   f"ROC-AUC {model['test_roc_auc']:.4f}  threshold {model['threshold']:.4f}")
-    click.echo(f"production   {production.get('model_version', 'not promoted')}")
-    if scored:
-        click.echo(f"scored       {scored['rows']} rows for {day}, flagged {scored['flagged']} "
-                   f"({scored['flagged_rate']:.4%})")
-    if drift_stats:
-        click.echo(f"drift        {drift_stats['drift_level']} (detected: {drift_stats['drift_detected']}, "
-                   f"share {drift_stats['drift_share']:.2f})")
+    click.echo(f"scored {done['scored']} batch file(s), shadow-scored {done['shadow']} day(s), applied "
+               f"{done['label_files']} label file(s), trained {done['trained']} model(s)")
+    for line in summary(storage, dates, done):
+        click.echo(line)
+    registry = storage.registry()
+    click.echo(f"production   {registry.production_version()}")
     click.echo(f"took {time.perf_counter() - started:.1f}s; browse it with: dagster dev")
-    if not result.success:
-        raise click.ClickException("the pipeline run failed; see `dagster dev` for its logs")

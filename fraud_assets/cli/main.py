@@ -1,4 +1,4 @@
-"""Entry point: ``fraud generate | train | score | drift | demo | model ...``."""
+"""Entry point: ``fraud generate | train | score | drift | demo | performance | model ...``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "score": "fraud_assets.cli.score:score_command",
     "drift": "fraud_assets.cli.commands:drift_command",
     "demo": "fraud_assets.cli.demo:demo_command",
+    "performance": "fraud_assets.cli.performance:performance_command",
     "model": "fraud_assets.cli.registry:model_group",
     "s3": "fraud_assets.cli.s3:s3_group",
     "serve": "fraud_assets.cli.serve:serve_command",

@@ -162,6 +162,17 @@ class ModelRegistry:
         write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), record)
         return record
 
+    def date_challenge(self, since: str) -> dict:
+        """Set the day the current challenge started. A replay of past days (``fraud demo``)
+        starts its challenge on the replayed day, not on the day it runs: the evaluation
+        counts the mature days scored since then."""
+        record = self.challenger_record()
+        if not record or not record.get("version"):
+            raise ValueError("no challenger to date")
+        record = {**record, "since": since}
+        write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), record)
+        return record
+
     def end_challenge(self, outcome: str, *, reason: str, figures: dict | None = None) -> dict:
         """Record how the current challenge ended (promoted, retired, superseded) and clear
         the challenger."""
