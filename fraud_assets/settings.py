@@ -198,6 +198,21 @@ def label_maturity_days() -> int:
     return env_int("FRAUD_LABEL_MATURITY_DAYS", 30, minimum=1)
 
 
+def today():
+    """The day the loop believes it is: ``FRAUD_AS_OF_DATE`` when set (a replay of past days,
+    as ``fraud demo`` does), else today in UTC. Maturity, training windows and challenges
+    count from it."""
+    import datetime as dt
+
+    value = os.environ.get("FRAUD_AS_OF_DATE")
+    if not value:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"FRAUD_AS_OF_DATE must be a date (YYYY-MM-DD), not {value!r}") from None
+
+
 def training_window_days() -> int:
     """How many days of mature labelled history retraining adds to the base file."""
     return env_int("FRAUD_TRAINING_WINDOW_DAYS", 90, minimum=0)

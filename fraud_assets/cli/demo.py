@@ -47,7 +47,7 @@ def ensure_demo_data(root: Path, *, rows: int, batch_rows: int, days: int, drift
 # The demo's loop runs in minutes, so labels mature in days, not a month; a user's own
 # setting wins.
 DEMO_SETTINGS = {
-    "FRAUD_LABEL_MATURITY_DAYS": "3",
+    "FRAUD_LABEL_MATURITY_DAYS": "2",
     "FRAUD_CHALLENGER_MIN_DAYS": "2",
     "FRAUD_CHALLENGER_MIN_FRAUDS": "30",
     "FRAUD_PROMOTION_RESAMPLES": "200",
@@ -103,7 +103,7 @@ def demo_command(rows, batch_rows, days, drift, seed):
     storage = settings.store_urls()
     click.echo(f"replaying {dates[0]} .. {dates[-1]} (Dagster home: {DAGSTER_HOME_DIR}/)")
     with local_instance(root) as instance:
-        done = run_loop(root, defs, instance, dates, retrain_after=max(0, days // 2 - 2), storage=storage)
+        done = run_loop(root, defs, instance, dates, retrain_after=max(0, days // 2 - 1), storage=storage)
     click.echo("")
     click.echo(f"scored {done['scored']} batch file(s), shadow-scored {done['shadow']} day(s), applied "
                f"{done['label_files']} label file(s), trained {done['trained']} model(s)")

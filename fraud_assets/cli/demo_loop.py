@@ -11,6 +11,7 @@ has passed, as a card issuer's reports would.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import click
@@ -24,7 +25,7 @@ WORLD = ("data", "demo_world", "labels")  # reports not made yet: outside anythi
 # Batches that have not "arrived" yet: a day's batch lands in incoming/ on its day, so a
 # training before it never counts its (unlabelled) rows as genuine.
 WORLD_BATCHES = ("data", "demo_world", "batches")
-MAX_REPORT_DELAY_DAYS = 4
+MAX_REPORT_DELAY_DAYS = 2  # within the demo's label maturity, so mature days are complete
 GENUINE_CONFIRMATIONS_PER_DAY = 5
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -113,6 +114,9 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
     labels_job = _job(defs, "labels_job")
     pending = root / "data" / "labels"
     for index, day in enumerate(dates):
+        # The platform lives on the replayed day: maturity, training window and the
+        # challenge's start count from it.
+        os.environ["FRAUD_AS_OF_DATE"] = day
         for arriving in root.joinpath(*WORLD_BATCHES).glob(f"{day}*"):
             (root / "data" / "incoming").mkdir(parents=True, exist_ok=True)
             arriving.rename(root / "data" / "incoming" / arriving.name)
@@ -146,8 +150,7 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
             if not trained.success:
                 click.echo(f"{day}: the retrained model failed the quality gate; no challenger")
             if registry.challenger_version() and registry.production_version() == before:
-                # The challenge starts on the replayed day after this one, not today.
-                registry.date_challenge(dates[min(index + 1, len(dates) - 1)])
+                click.echo(f"{day}: {registry.challenger_version()} scores in shadow from now on")
     perf = _job(defs, "", ["realized_performance"])
     for day in dates:
         _run(perf, instance, partition_key=day)

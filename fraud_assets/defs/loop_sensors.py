@@ -11,6 +11,7 @@ import hashlib
 
 import dagster as dg
 
+from fraud_assets import settings
 from fraud_assets.core.data.labels import TRANSACTION_DATE, read_label_file, report_date
 from fraud_assets.core.data.schema import DataValidationError
 from fraud_assets.core.data.tables import is_table_file
@@ -62,7 +63,7 @@ def build_label_sensor(*, running: bool) -> dg.SensorDefinition:
         files = list_incoming(data, dataset.labels_prefix)
         new, cursor = select_new_files(files, requested, MAX_LABEL_FILES_PER_TICK)
         unscored = unscored_batch_days(storage, dataset) if new else set()
-        today = dt.datetime.now(dt.UTC).date()
+        today = settings.today()
         run_requests = []
         for file in new:
             try:

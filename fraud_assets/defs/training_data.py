@@ -12,9 +12,11 @@ import pandas as pd
 from fraud_assets import settings
 from fraud_assets.core.data.labels import BATCH_FILE, TRANSACTION_ID, batch_stem
 from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, find_id_column
+from fraud_assets.core.data.splits import DAY_COLUMN
 from fraud_assets.core.data.tables import read_transactions
 from fraud_assets.core.monitoring.performance import is_mature
-from fraud_assets.defs.day_data import day_batch_files, read_day_labels, with_labels
+from fraud_assets.defs.batches import list_batch_files, processed_folder
+from fraud_assets.defs.day_data import read_day_labels, unscored_batch_days, with_labels
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
 
@@ -43,18 +45,24 @@ def _batch_rows(storage: FraudStorage, path: str) -> pd.DataFrame:
 def labelled_days_frame(storage: FraudStorage, dataset: DatasetSettings, log):
     """(rows of the window's mature days with Class, the days used, a fingerprint function
     of the base file's size that hashes everything the dataset holds)."""
-    today = dt.datetime.now(dt.UTC).date()
+    today = settings.today()
     digest = hashlib.sha256()
     frames, used = [], []
+    unscored = unscored_batch_days(storage, dataset)
     for day in window_days(today, settings.training_window_days(), settings.label_maturity_days()):
-        batches = day_batch_files(storage, dataset, day)
+        # Only scored batches: labels name scored transactions, so rows of a day still waiting
+        # in incoming/ would all count as genuine.
+        if day in unscored:
+            log.warning("training window: %s skipped, it has batch files not scored yet", day)
+            continue
+        batches = list_batch_files(storage.data(), day, (processed_folder(dataset.processed_prefix, day),))
         if not batches:
             continue
         labels = read_day_labels(storage, day)
         parts = [_batch_rows(storage, path) for path in batches]
         rows = pd.concat(parts, ignore_index=True)
         rows[LABEL] = with_labels(rows, labels)
-        rows["transaction_date"] = day
+        rows[DAY_COLUMN] = day
         frames.append(rows.drop(columns=[BATCH_FILE, TRANSACTION_ID]))
         used.append(day)
         digest.update(day.encode())

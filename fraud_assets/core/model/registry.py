@@ -148,9 +148,12 @@ class ModelRegistry:
         version = self.challenger_version()
         return self.load(version) if version else None
 
-    def set_challenger(self, version: str, *, reason: str) -> dict:
-        """Score ``version`` in shadow beside production; a challenger it replaces is
-        recorded as superseded."""
+    def set_challenger(
+        self, version: str, *, reason: str, since: str | None = None, trained_through: str | None = None
+    ) -> dict:
+        """Score ``version`` in shadow beside production from day ``since`` (default: today);
+        a challenger it replaces is recorded as superseded. ``trained_through`` is the last
+        transaction day its training data held: it is judged only on later days."""
         self._check_version(version)
         current = self.challenger_version()
         if current == version:
@@ -158,18 +161,13 @@ class ModelRegistry:
         if current is not None:
             self.end_challenge("superseded", reason=f"replaced by {version}")
         history = (self.challenger_record() or {}).get("history", [])
-        record = {"version": version, "since": _now(), "reason": reason, "history": history}
-        write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), record)
-        return record
-
-    def date_challenge(self, since: str) -> dict:
-        """Set the day the current challenge started. A replay of past days (``fraud demo``)
-        starts its challenge on the replayed day, not on the day it runs: the evaluation
-        counts the mature days scored since then."""
-        record = self.challenger_record()
-        if not record or not record.get("version"):
-            raise ValueError("no challenger to date")
-        record = {**record, "since": since}
+        record = {
+            "version": version,
+            "since": since or _now()[:10],
+            "trained_through": trained_through,
+            "reason": reason,
+            "history": history,
+        }
         write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), record)
         return record
 

@@ -129,8 +129,13 @@ def challenger_evaluation(
     challenger, production = record.get("version"), registry.production_version()
     if not challenger or not production:
         return dg.MaterializeResult(metadata={"outcome": "no challenge running"})
-    today = dt.datetime.now(dt.UTC).date()
-    days = mature_days_since(record.get("since") or today.isoformat(), today, settings.label_maturity_days())
+    today = settings.today()
+    # Judged only on days it never trained on, from the day its challenge started.
+    first = record.get("since") or today.isoformat()
+    if record.get("trained_through"):
+        after_training = dt.date.fromisoformat(record["trained_through"]) + dt.timedelta(days=1)
+        first = max(first[:10], after_training.isoformat())
+    days = mature_days_since(first, today, settings.label_maturity_days())
     evidence, used = side_by_side(storage, days)
     decision = decide(evidence, settings.promotion_policy())
     context.log.info("%s vs %s: %s", challenger, production, decision.reason)

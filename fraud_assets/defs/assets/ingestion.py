@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
-from fraud_assets.core.data.splits import split_transactions
+from fraud_assets.core.data.splits import DAY_COLUMN, split_transactions
 from fraud_assets.core.data.tables import read_transactions
 from fraud_assets.defs.automation import weekly, when_training_data_changes
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
@@ -131,7 +131,7 @@ def training_dataset(
     changes, so a week with no new mature day or label is skipped.
     """
     days_frame, days, fingerprint = labelled_days_frame(storage, dataset, context.log)
-    base = raw_transactions.assign(transaction_date="")
+    base = raw_transactions.assign(**{DAY_COLUMN: ""})
     frame = pd.concat([base, days_frame], ignore_index=True) if len(days_frame) else base
     version = fingerprint(len(raw_transactions), int(raw_transactions[LABEL].sum()))
     previous = context.instance.get_latest_materialization_event(context.asset_key)

@@ -221,7 +221,7 @@ def realized_performance(
     `FRAUD_LABEL_MATURITY_DAYS`) or mature. Runs again whenever new labels for the day arrive.
     """
     day = context.partition_key
-    today = dt.datetime.now(dt.UTC).date()
+    today = settings.today()
     maturity = settings.label_maturity_days()
     mature = is_mature(day, today, maturity)
     labels = read_day_labels(storage, day)

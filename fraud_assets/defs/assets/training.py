@@ -3,8 +3,9 @@
 import dagster as dg
 import pandas as pd
 
+from fraud_assets import settings
 from fraud_assets.core.data.features import Preprocessor, fit_preprocessor
-from fraud_assets.core.data.splits import Splits
+from fraud_assets.core.data.splits import DAY_COLUMN, Splits
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.threshold import ThresholdPolicy
 from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
@@ -142,6 +143,16 @@ def serving_result(asset: str, version: str, **metadata) -> dg.MaterializeResult
 _SERVING_OWNERS = ["team:fraud-ml"]
 
 
+def _last_labelled_day(test_split: pd.DataFrame) -> str | None:
+    """The latest transaction day in the model's data (the test split holds the latest rows);
+    None when it trained on the base file alone."""
+    days = test_split.get(DAY_COLUMN)
+    if days is None:
+        return None
+    days = [d for d in days.astype(str).unique() if d]
+    return max(days) if days else None
+
+
 @dg.multi_asset(
     group_name=GROUP,
     ins={"fraud_model": dg.AssetIn(), "test_split": dg.AssetIn()},
@@ -198,7 +209,12 @@ def model_rollout(
         registry.promote(fraud_model.version, reason=gate.describe())
         context.log.info("promoted %s: no model served before", fraud_model.version)
     elif previous.version != fraud_model.version:
-        registry.set_challenger(fraud_model.version, reason=gate.describe())
+        registry.set_challenger(
+            fraud_model.version,
+            reason=gate.describe(),
+            since=settings.today().isoformat(),
+            trained_through=_last_labelled_day(test_split),
+        )
         context.log.info("%s scores in shadow beside %s", fraud_model.version, previous.version)
     serving = serving_versions(registry)
     metrics.training_outcome(fraud_model, gate, serving_version=registry.production_version())
