@@ -71,6 +71,8 @@ class DatasetSettings(dg.ConfigurableResource):
     processed_prefix: str = "processed"
     quarantine_prefix: str = "quarantine"
     scoring_chunk_rows: int = DEFAULT_CHUNK_ROWS
+    stale_temporary_seconds: int = settings.MAX_RUN_SECONDS
+    """Temporaries older than this were orphaned by a killed run and are removed."""
 
 
 class QualityGate(dg.ConfigurableResource):

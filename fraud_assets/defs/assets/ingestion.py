@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
-from fraud_assets.core.data.splits import split_transactions
+from fraud_assets.core.data.splits import require_both_classes, split_transactions
 from fraud_assets.core.data.tables import read_transactions
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
@@ -81,6 +81,10 @@ def transaction_splits(config: SplitConfig, raw_transactions: pd.DataFrame):
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
+    try:
+        require_both_classes(splits, "raw_transactions")
+    except DataValidationError as error:
+        raise permanent_failure(str(error)) from error
     for name, frame in (
         ("train_split", splits.train),
         ("validation_split", splits.validation),
