@@ -23,11 +23,13 @@ HEAD_BYTES = 64 * 1024
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "a gzip-compressed file: decompress it first"),
-    (b"PK\x03\x04", "a zip archive: extract the CSV first"),
+    (b"PK\x03\x04", "a zip archive (an Excel workbook is one): export or extract the CSV"),
     (b"BZh", "a bzip2-compressed file: decompress it first"),
     (b"\xfd7zXZ\x00", "an xz-compressed file: decompress it first"),
     (b"\x28\xb5\x2f\xfd", "a zstd-compressed file: decompress it first"),
     (b"PAR1", "a Parquet file: name it .parquet"),
+    (b"\xff\xfe", "UTF-16 text: save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text: save it as UTF-8"),
 )
 _OTHER_DELIMITERS = (";", "\t", "|")
 
