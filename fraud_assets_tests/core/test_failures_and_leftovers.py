@@ -7,7 +7,6 @@ import os
 import time
 
 import fsspec
-import numpy as np
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
