@@ -74,9 +74,11 @@ class GuardedFile(io.RawIOBase):
         with storage_operation(f"reading {self.name}"):
             return self._handle.read(size)
 
-    def readline(self, size: int = -1) -> bytes:
+    def readline(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            return super().readline(size)  # through read(): fsspec's readline takes no size
         with storage_operation(f"reading {self.name}"):
-            return self._handle.readline(size)
+            return self._handle.readline()
 
     def write(self, data) -> int:
         with storage_operation(f"writing {self.name}"):
