@@ -162,6 +162,9 @@ def store_urls(env: str | None = None) -> StoreUrls:
 
 
 # Quality gate: the bar a newly trained model must clear before it serves.
+# The longest a run may take: the production instance's run_monitoring.max_runtime_seconds
+# (deployment/dagster.yaml). A temporary object older than this belongs to no live run.
+MAX_RUN_SECONDS = 21_600
 AUPRC_FLOOR_DEFAULT = 0.5
 MAX_AUPRC_REGRESSION_DEFAULT = 0.02
 

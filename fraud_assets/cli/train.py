@@ -33,7 +33,7 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     # Imported here: training's libraries (pandas, scikit-learn, xgboost) take seconds, which
     # `fraud --help` and the other commands should not pay.
     from fraud_assets.core.data.features import fit_preprocessor
-    from fraud_assets.core.data.splits import split_transactions
+    from fraud_assets.core.data.splits import require_both_classes, split_transactions
     from fraud_assets.core.data.tables import read_transactions
     from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
     from fraud_assets.core.storage.locations import write_json_atomic
@@ -41,6 +41,7 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     input_table(data_path, "--data")
     frame = read_transactions(os.path.abspath(data_path), source=data_path)
     splits = split_transactions(frame, strategy=split_strategy, seed=seed)
+    require_both_classes(splits, data_path)
     if optimize_threshold:
         policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
     else:

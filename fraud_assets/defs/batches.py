@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fsspec.implementations.local import LocalFileSystem
 
 from fraud_assets.core.data.tables import TABLE_SUFFIXES, is_table_file
+from fraud_assets.core.storage.failures import storage_operation
 from fraud_assets.core.storage.locations import Location, write_json_atomic
 
 _DATED_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})")
@@ -77,10 +78,11 @@ def quarantine(data: Location, path: str, quarantine_prefix: str, reason: str) -
     """
     name = posixpath.basename(path)
     target = data.path(quarantine_prefix, name)
-    write_json_atomic(
-        data.fs,
-        target + ".reason.json",
-        {"file": name, "source": data.display(path), "reason": reason,
-         "quarantined_at": datetime.now(UTC).isoformat()},
-    )
-    return move_to(data, path, quarantine_prefix)
+    with storage_operation(f"quarantining {data.display(path)}"):
+        write_json_atomic(
+            data.fs,
+            target + ".reason.json",
+            {"file": name, "source": data.display(path), "reason": reason,
+             "quarantined_at": datetime.now(UTC).isoformat()},
+        )
+        return move_to(data, path, quarantine_prefix)

@@ -77,6 +77,8 @@ class DatasetSettings(dg.ConfigurableResource):
     labels_prefix: str = "labels"
     """Label files land here; applied ones move to ``<labels_prefix>/processed/``."""
     scoring_chunk_rows: int = DEFAULT_CHUNK_ROWS
+    stale_temporary_seconds: int = settings.MAX_RUN_SECONDS
+    """Temporaries older than this were orphaned by a killed run and are removed."""
 
 
 class QualityGate(dg.ConfigurableResource):

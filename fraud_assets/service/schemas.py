@@ -16,7 +16,7 @@ from operator import itemgetter
 import numpy as np
 import orjson
 
-from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, NON_NEGATIVE_COLUMNS
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, MAX_ABS_VALUE, NON_NEGATIVE_COLUMNS
 
 # Documented in docs/deployment.md. A full-precision transaction is about 700 bytes of JSON,
 # so 2 MiB holds the largest accepted batch; bigger jobs belong to batch scoring.
@@ -36,7 +36,6 @@ _FEATURES = frozenset(FEATURE_COLUMNS)
 _ALLOWED = _FEATURES | frozenset(ID_FIELDS)
 _NUMERIC_TYPES = frozenset({int, float})  # exact types: bool is an int subclass, refused
 _NON_NEGATIVE = [FEATURE_COLUMNS.index(column) for column in sorted(NON_NEGATIVE_COLUMNS)]
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _row_values = itemgetter(*FEATURE_COLUMNS)
 
 
@@ -131,7 +130,7 @@ def _fast_features(items: list) -> np.ndarray | None:
         values = np.array(flat, dtype=np.float64).reshape(len(items), len(FEATURE_COLUMNS))
     except OverflowError:  # an integer beyond float64
         return None
-    if not np.isfinite(values).all() or (np.abs(values) > _FLOAT32_MAX).any():
+    if not np.isfinite(values).all() or (np.abs(values) > MAX_ABS_VALUE).any():
         return None
     if (values[:, _NON_NEGATIVE] < 0).any():
         return None
@@ -167,8 +166,9 @@ def _value_problem(column: str, value) -> str | None:
         return "out of range"
     if not math.isfinite(number):
         return "must be a finite number"
-    if abs(number) > _FLOAT32_MAX:
-        return "out of range (beyond float32)"
+    if abs(number) > MAX_ABS_VALUE:
+        # The batch readers' limit (schema.MAX_ABS_VALUE): one rule for every entry point.
+        return f"out of range (beyond +/-{MAX_ABS_VALUE:g})"
     if column in NON_NEGATIVE_COLUMNS and number < 0:
         return "must not be negative"
     return None

@@ -203,8 +203,10 @@ def test_validate_frame_reports_rows_frauds_and_offsets(small_frame):
     with pytest.raises(DataValidationError,
                        match=r"column 'Class': 2 row\(s\) not 0 or 1 \(first at data row 1003\)"):
         validate_frame(bad, "frame", require_label=True, row_offset=1_000)
-    # Without require_label the label column is not checked at all.
-    assert validate_frame(bad, "frame", require_label=False).frauds is None
+    # One label rule: a Class the file carries is checked even where no label is needed.
+    with pytest.raises(DataValidationError, match=r"column 'Class': 2 row\(s\) not 0 or 1"):
+        validate_frame(bad, "frame", require_label=False)
+    assert validate_frame(bad.drop(columns=[LABEL]), "frame", require_label=False).frauds is None
 
 
 # --- Parquet input: the same checks -------------------------------------------------------------
@@ -459,7 +461,9 @@ def test_invalid_utf8_in_a_text_column_is_a_validation_error_naming_the_file(tmp
         lambda: list(iter_feature_chunks(str(path))),
         lambda: read_transactions(str(path)),
     ):
-        with pytest.raises(DataValidationError, match=r"latin1\.csv: unreadable CSV"):
+        # The column and the data row, not a byte offset into some buffer.
+        with pytest.raises(DataValidationError,
+                           match=r"latin1\.csv: column 'note': byte 0xe9 is not UTF-8 .*data row 3\)"):
             read()
 
 

@@ -40,7 +40,7 @@ def test_mixed_numeric_types_equal_the_pandas_conversion(tmp_path, batch_frame):
     frame = batch_frame.copy()
     frame["Time"] = frame["Time"].astype(np.int64)  # integers, as the real file's Time
     frame["V3"] = frame["V3"].astype(np.float32)
-    frame.loc[10, "V5"] = 1e39  # finite in float64, infinite once float32: not an input error
+    frame.loc[10, "V5"] = 1e29  # large, but inside what the float32 model can take
     path = tmp_path / "mixed.parquet"
     frame.to_parquet(path, index=False)
     np.testing.assert_array_equal(_features(path), _pandas_features(frame))

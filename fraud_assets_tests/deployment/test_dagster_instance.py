@@ -234,3 +234,19 @@ def test_instance_starts_against_real_postgres(
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         admin.close()
+
+
+def test_local_instance_fails_killed_runs_as_production_does() -> None:
+    """Killed runs stayed STARTED for ever on the embedded default: no run monitoring."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    from fraud_assets import settings
+
+    local, _ = dagster_instance_config(str(DEPLOYMENT.parent))
+    production, _ = dagster_instance_config(str(DEPLOYMENT))
+    monitoring = local["run_monitoring"]
+    assert monitoring["enabled"] is True
+    for key in ("start_timeout_seconds", "cancel_timeout_seconds", "max_runtime_seconds"):
+        assert monitoring[key] == production["run_monitoring"][key], key
+    # Scoring removes temporaries older than this: by then no run can still own them.
+    assert monitoring["max_runtime_seconds"] == settings.MAX_RUN_SECONDS

@@ -43,10 +43,12 @@ def instance():
 def run_pipeline(instance, *, env=None, run_config=FAST_TRAINING, job="fraud_pipeline_job", **kwargs):
     defs = build_definitions(env)
     job_def = defs.resolve_job_def(job)
+    if job not in ("fraud_pipeline_job", "training_job") and run_config is FAST_TRAINING:
+        run_config = {}  # the training config belongs to jobs that train
     return job_def.execute_in_process(
         instance=instance,
         partition_key=DAY if job_def.partitions_def is not None else None,
-        run_config=run_config if job in ("fraud_pipeline_job", "training_job") else {},
+        run_config=run_config,
         raise_on_error=False,
         **kwargs,
     )

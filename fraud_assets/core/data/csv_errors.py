@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from fraud_assets.core.data.schema import LABEL, DataValidationError, validate_frame
+from fraud_assets.core.storage.failures import open_guarded
 
 
 def _malformed_rows(fs, path: str, header: list[str]) -> str | None:
@@ -20,11 +21,12 @@ def _malformed_rows(fs, path: str, header: list[str]) -> str | None:
         bad.append(row)
         return "skip"
 
-    with fs.open(path, "rb") as handle:
+    with open_guarded(fs, path) as handle:
         try:
             reader = pa_csv.open_csv(
                 handle,
-                read_options=pa_csv.ReadOptions(use_threads=False),
+                # The header rule's names, as the fast reader uses them.
+                read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, use_threads=False),
                 parse_options=pa_csv.ParseOptions(invalid_row_handler=remember),
                 # Everything as text: only the row structure is checked on this pass.
                 convert_options=pa_csv.ConvertOptions(
@@ -46,6 +48,24 @@ def _malformed_rows(fs, path: str, header: list[str]) -> str | None:
     )
 
 
+def _first_invalid_utf8(fs, path: str, header: list[str]) -> str | None:
+    """The first field holding bytes that are not UTF-8 (a Latin-1 ``é``, say), by data row
+    and column: decoders report a byte offset into a buffer, which helps nobody."""
+    with open_guarded(fs, path) as handle:
+        handle.readline()
+        for row, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                field = line[: error.start].count(b",")
+                column = header[field] if field < len(header) else f"field {field + 1}"
+                return (
+                    f"column '{column}': byte 0x{line[error.start]:02x} is not UTF-8 text "
+                    f"(first at data row {row}); save the file as UTF-8"
+                )
+    return None
+
+
 def locate_csv_error(
     fs, path: str, source: str, columns: tuple[str, ...], header: list[str], cause: Exception
 ) -> DataValidationError:
@@ -54,14 +74,19 @@ def locate_csv_error(
 
     # A ragged row made pandas raise ParserError (escaping as a non-validation error) or, when
     # short, was blamed on no column at all: report the row structure first.
+    not_utf8 = _first_invalid_utf8(fs, path, header)
+    if not_utf8 is not None:
+        return DataValidationError(source, [not_utf8])
     malformed = _malformed_rows(fs, path, header)
     if malformed is not None:
         return DataValidationError(source, [malformed])
     problems: list[str] = []
     offset = 0
-    with fs.open(path, "rb") as handle:
+    with open_guarded(fs, path) as handle:
         try:
-            for chunk in pd.read_csv(handle, dtype=str, chunksize=500_000):
+            for chunk in pd.read_csv(
+                handle, dtype=str, chunksize=500_000, names=header, header=0, skipinitialspace=True
+            ):
                 try:
                     # Check Class too when the file has it: pyarrow parses it as float64, so
                     # a text label fails the parse and must be located like any other column

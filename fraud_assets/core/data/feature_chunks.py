@@ -15,9 +15,12 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 
+from fraud_assets.core.data.file_rules import content_failures_refused
 from fraud_assets.core.data.read_ahead import read_ahead
 from fraud_assets.core.data.schema import (
     FEATURE_COLUMNS,
+    LABEL,
+    MAX_ABS_VALUE,
     NON_NEGATIVE_COLUMNS,
     DataValidationError,
     feature_matrix,
@@ -82,6 +85,10 @@ def iter_feature_chunks(
     """
     fs = fs or local_fs()
     source = source or path
+    return content_failures_refused(_feature_chunks(fs, path, chunk_rows, source), source)
+
+
+def _feature_chunks(fs, path: str, chunk_rows: int, source: str) -> Iterator[FeatureChunk]:
     header = checked_header(fs, path, source, FEATURE_COLUMNS)
     id_column = find_id_column(header)
 
@@ -136,6 +143,8 @@ def _fill_if_clean(out: np.ndarray, slab: pa.Table) -> bool:
     columns = [slab.column(name) for name in FEATURE_COLUMNS]
     if not all(_plain_numeric(column) for column in columns):
         return False
+    if LABEL in slab.column_names and not _labels_ok(slab.column(LABEL)):
+        return False
     for index, (name, column) in enumerate(zip(FEATURE_COLUMNS, columns, strict=True)):
         start = 0
         for piece in column.chunks:
@@ -169,13 +178,19 @@ def _plain_numeric(column: pa.ChunkedArray) -> bool:
     return (pa.types.is_floating(kind) or pa.types.is_integer(kind)) and column.null_count == 0
 
 
+def _labels_ok(column: pa.ChunkedArray) -> bool:
+    """A Class column the file carries although scoring ignores it: still 0 or 1 (one rule)."""
+    if not _plain_numeric(column):
+        return False
+    return all(bool(np.isin(_numpy_view(piece), (0, 1)).all()) for piece in column.chunks)
+
+
 def _values_ok(values: np.ndarray, non_negative: bool) -> bool:
-    if values.dtype.kind != "f":
-        return not non_negative or bool((values >= 0).all())
-    if non_negative:
-        # NaN fails both comparisons, so one pass covers NaN, infinities and negatives.
-        return bool(((values >= 0) & (values < np.inf)).all())
-    return bool(np.isfinite(values).all())
+    # NaN fails every comparison, so one pass covers NaN, infinities, values too large for
+    # the model (schema.MAX_ABS_VALUE) and, where the rule applies, negatives. Integers
+    # are checked alike: a uint64 near 2**64 is beyond the limit too.
+    low = 0 if non_negative else -MAX_ABS_VALUE
+    return bool(((values >= low) & (values <= MAX_ABS_VALUE)).all())
 
 
 def _features_via_pandas(table: pa.Table, source: str, row_offset: int) -> np.ndarray:

@@ -20,6 +20,13 @@ LABELLED_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL)
 # validator (files, the scoring fast path, the service) takes the rule from here.
 NON_NEGATIVE_COLUMNS: frozenset[str] = frozenset({TIME, AMOUNT})
 
+# The largest magnitude any feature may have. The model works in float32 (largest finite
+# value 3.4e38) and divides by its training scale, which is below 1 for most V columns: a
+# value near the float32 limit became infinity inside the model and was scored silently.
+# Eight orders of magnitude of headroom below that limit keep every transform finite, while
+# no real amount, time or PCA component comes near it.
+MAX_ABS_VALUE = 1e30
+
 # Batch files may carry their own transaction identifier under one of these names.
 ID_COLUMN_CANDIDATES: tuple[str, ...] = ("transaction_id", "TransactionID", "id")
 
@@ -72,6 +79,10 @@ def validate_frame(
     import pandas as pd  # here, so that scoring, which never builds a frame, doesn't load it
 
     required = LABELLED_COLUMNS if require_label else FEATURE_COLUMNS
+    # One label rule everywhere: a file that carries Class gets it checked even where the
+    # label is not needed (scoring, drift), so "2" is refused by every entry point alike.
+    if not require_label and LABEL in frame.columns:
+        required = LABELLED_COLUMNS
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataValidationError(source, [f"missing column(s): {', '.join(missing)}"])
@@ -81,7 +92,13 @@ def validate_frame(
     problems: list[str] = []
     for column in required:
         series = frame[column]
-        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        if pd.api.types.is_bool_dtype(series):
+            # CSV "True" is not a number, so a Parquet boolean is not one either.
+            problems.append(
+                _describe_bad_rows(column, series.notna().to_numpy(), "boolean, not numeric", row_offset)
+            )
+            continue
+        if not pd.api.types.is_numeric_dtype(series):
             numeric = pd.to_numeric(series, errors="coerce")
             non_numeric = numeric.isna().to_numpy() & series.notna().to_numpy()
             if non_numeric.any():
@@ -96,6 +113,11 @@ def validate_frame(
         if infinite.any():
             problems.append(_describe_bad_rows(column, infinite, "infinite", row_offset))
         finite = ~(missing_values | infinite)
+        too_large = finite & (np.abs(values) > MAX_ABS_VALUE)
+        if too_large.any():
+            problems.append(
+                _describe_bad_rows(column, too_large, f"beyond +/-{MAX_ABS_VALUE:g}", row_offset)
+            )
         if column in NON_NEGATIVE_COLUMNS:
             negative = finite & (values < 0)
             if negative.any():
@@ -107,7 +129,7 @@ def validate_frame(
     if problems:
         raise DataValidationError(source, problems)
 
-    frauds = int(frame[LABEL].sum()) if LABEL in frame.columns and require_label else None
+    frauds = int(frame[LABEL].sum()) if require_label else None
     return ValidationReport(rows=len(frame), frauds=frauds)
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from fraud_assets.core.data.schema import LABEL, TIME
+from fraud_assets.core.data.schema import LABEL, TIME, DataValidationError
 
 SplitStrategy = Literal["time", "stratified"]
 
@@ -82,3 +82,33 @@ def _stratified_positions(labels, validation_fraction, test_fraction, seed):
         validation.append(positions[n_test : n_test + n_valid])
         train.append(positions[n_test + n_valid :])
     return tuple(np.concatenate(part) for part in (train, validation, test))
+
+
+# Early stopping and the threshold read validation, the gate reads test, training reads train:
+# each is meaningless without both classes.
+MIN_ROWS_PER_CLASS = 1
+
+
+def require_both_classes(splits: Splits, source: str) -> None:
+    """Refuse data that cannot train a model, saying what each split needs and has.
+
+    A file with one class, or a few hundred rows with a fraud or two, otherwise failed deep
+    inside XGBoost or the metrics with a traceback.
+    """
+    counts = {
+        name: (int(part[LABEL].sum()), len(part))
+        for name, part in (("train", splits.train), ("validation", splits.validation),
+                           ("test", splits.test))
+    }
+    short = [
+        name for name, (frauds, rows) in counts.items()
+        if frauds < MIN_ROWS_PER_CLASS or rows - frauds < MIN_ROWS_PER_CLASS
+    ]
+    if short:
+        has = ", ".join(f"{name} has {frauds} of {rows} rows" for name, (frauds, rows) in counts.items())
+        raise DataValidationError(
+            source,
+            [f"too few frauds (or genuine rows) to train: each of train, validation and test "
+             f"needs at least {MIN_ROWS_PER_CLASS} fraud and {MIN_ROWS_PER_CLASS} genuine row; "
+             f"frauds per split: {has}"],
+        )

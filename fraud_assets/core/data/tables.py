@@ -24,6 +24,12 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from fraud_assets.core.data.csv_errors import locate_csv_error
+from fraud_assets.core.data.file_rules import (
+    HEAD_BYTES,
+    check_header,
+    content_failures_refused,
+    csv_header,
+)
 from fraud_assets.core.data.schema import (
     FEATURE_COLUMNS,
     LABEL,
@@ -31,6 +37,7 @@ from fraud_assets.core.data.schema import (
     DataValidationError,
     validate_frame,
 )
+from fraud_assets.core.storage.failures import failure_kind, open_guarded
 from fraud_assets.core.storage.locations import atomic_path
 
 if TYPE_CHECKING:
@@ -56,6 +63,12 @@ def local_fs() -> fsspec.AbstractFileSystem:
     return fsspec.filesystem("file")
 
 
+def csv_read_options(header: list[str], **options) -> pa_csv.ReadOptions:
+    """Read options that give the columns the header rule's names: Arrow would otherwise
+    keep the spaces of ``Time, V1`` and the reader would disagree with the check."""
+    return pa_csv.ReadOptions(column_names=header, skip_rows=1, **options)
+
+
 def _csv_convert_options(columns: tuple[str, ...], header: list[str]) -> pa_csv.ConvertOptions:
     # Forcing float64 makes a stray text value fail loudly instead of silently turning the
     # whole column into strings; the failure is then located precisely by locate_csv_error.
@@ -72,14 +85,20 @@ def _arrow_error(source: str, error: Exception) -> DataValidationError:
     return DataValidationError(source, [f"unreadable file: {error}"])
 
 
-def _is_unreadable_file(error: Exception) -> bool:
-    """Arrow's verdict on the file's bytes, as opposed to a failure to fetch them.
+def _content_error(source: str, error: Exception) -> DataValidationError:
+    """Arrow's verdict on the file's bytes as a validation error; a storage failure (see
+    :mod:`~fraud_assets.core.storage.failures`) is raised as it is, to be retried."""
+    if failure_kind(error) == "storage":
+        raise error
+    return _arrow_error(source, error)
 
-    A corrupt Parquet page raises a plain ``OSError`` ("Couldn't deserialize thrift"); its
-    subclasses (connection reset, timeout, file not found, permission) are about storage and
-    must not get a good file quarantined.
-    """
-    return isinstance(error, pa.ArrowInvalid) or type(error) is OSError
+
+def _parquet_file(handle) -> pq.ParquetFile:
+    # Page checksums are verified where the writer stored them (ours always does): a page
+    # scrambled under an intact footer otherwise decodes into plausible wrong numbers.
+    return pq.ParquetFile(
+        handle, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES, page_checksum_verification=True
+    )
 
 
 def read_transactions(
@@ -101,20 +120,14 @@ def read_transactions(
 
 def _header(fs, path: str, source: str) -> list[str]:
     if table_format(path) == "parquet":
-        try:
-            with fs.open(path, "rb") as handle:
-                return list(pq.ParquetFile(handle).schema_arrow.names)
-        except (pa.ArrowInvalid, OSError) as error:
-            if not _is_unreadable_file(error):
-                raise
-            raise _arrow_error(source, error) from error
-    with fs.open(path, "rb") as handle:
-        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
-        # pyarrow and pandas skip it too, so without this a valid file lost its Time column.
-        first_line = handle.readline().decode("utf-8-sig", errors="replace").strip()
-    if not first_line:
-        raise DataValidationError(source, ["empty file (no header row)"])
-    return [name.strip().strip('"') for name in first_line.split(",")]
+        with open_guarded(fs, path) as handle:
+            try:
+                return [name.strip() for name in _parquet_file(handle).schema_arrow.names]
+            except Exception as error:
+                raise _content_error(source, error) from error
+    with open_guarded(fs, path) as handle:
+        head = handle.read(HEAD_BYTES)
+    return csv_header(head, source)
 
 
 def iter_transaction_chunks(
@@ -129,6 +142,12 @@ def iter_transaction_chunks(
     raise on the first bad chunk."""
     fs = fs or local_fs()
     source = source or path
+    return content_failures_refused(
+        _validated_chunks(fs, path, source, require_label, chunk_rows), source
+    )
+
+
+def _validated_chunks(fs, path, source, require_label, chunk_rows) -> Iterator[pd.DataFrame]:
     columns = LABELLED_COLUMNS if require_label else FEATURE_COLUMNS
     header = checked_header(fs, path, source, columns)
 
@@ -143,11 +162,8 @@ def iter_transaction_chunks(
 
 
 def checked_header(fs, path: str, source: str, columns: tuple[str, ...]) -> list[str]:
-    header = _header(fs, path, source)
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DataValidationError(source, [f"missing column(s): {', '.join(missing)}"])
-    return header
+    """The file's column names under the one header rule (:mod:`file_rules`)."""
+    return check_header(_header(fs, path, source), source, columns)
 
 
 # --- reading in bounded memory ------------------------------------------------------------------
@@ -177,23 +193,22 @@ def iter_blocks(fs, path, source, header, chunk_rows) -> Iterator[pa.RecordBatch
     """The file's rows as Arrow record batches, in order, none empty."""
     numeric = tuple(c for c in LABELLED_COLUMNS if c in header)
     if table_format(path) == "parquet":
-        with fs.open(path, "rb") as handle:
+        with open_guarded(fs, path) as handle:
             try:
-                parquet = pq.ParquetFile(handle, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+                parquet = _parquet_file(handle)
                 for batch in parquet.iter_batches(batch_size=min(chunk_rows, SLAB_ROWS)):
                     if batch.num_rows:
-                        yield batch
-            except (pa.ArrowInvalid, OSError) as error:
-                if not _is_unreadable_file(error):
-                    raise
-                raise _arrow_error(source, error) from error
+                        # The header rule's names (stripped), whatever the writer stored.
+                        yield batch.rename_columns(header)
+            except Exception as error:
+                raise _content_error(source, error) from error
         return
 
-    with fs.open(path, "rb") as handle:
+    with open_guarded(fs, path) as handle:
         try:
             reader = pa_csv.open_csv(
                 handle,
-                read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                read_options=csv_read_options(header, block_size=CSV_BLOCK_BYTES),
                 convert_options=_csv_convert_options(numeric, header),
             )
             for batch in reader:
@@ -257,7 +272,7 @@ def write_table(
     with atomic_path(fs, path) as temporary:
         with fs.open(temporary, "wb") as handle:
             if fmt == "parquet":
-                frame.to_parquet(handle, index=False)
+                frame.to_parquet(handle, index=False, write_page_checksum=True)
             else:
                 _write_csv(frame, handle)
 

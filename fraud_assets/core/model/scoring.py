@@ -1,7 +1,9 @@
 """Batch scoring in bounded memory: read a chunk, score it, append it to the output.
 
 The output is written under a temporary name and moved into place at the end, so a file
-that fails validation half-way leaves no partial predictions behind.
+that fails validation half-way leaves no partial predictions behind; the temporary is only
+created once the first chunk has passed validation, so a file refused at its header or first
+rows writes nothing at all (a crash then has nothing to orphan either).
 
 Parsing runs in a background thread ahead of everything else (see
 :func:`~fraud_assets.core.data.tables.iter_feature_chunks`); validation, prediction and writing
@@ -12,6 +14,7 @@ wall time approaches the parse time instead of the sum.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -24,6 +27,7 @@ import pyarrow.parquet as pq
 from fraud_assets.core.data.feature_chunks import iter_feature_chunks, numeric_array
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS, table_format
 from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.storage.failures import open_guarded
 from fraud_assets.core.storage.locations import atomic_path
 
 PREDICTION_COLUMNS = ("transaction_id", "fraud_probability", "is_fraud", "model_version")
@@ -96,7 +100,10 @@ class _PredictionWriter:
         if self._writer is None:
             schema = batch.schema.with_metadata(self._metadata)
             if self._format == "parquet":
-                self._writer = pq.ParquetWriter(self._handle, schema, compression="zstd")
+                # Page checksums let a reader catch a scrambled page under an intact footer.
+                self._writer = pq.ParquetWriter(
+                    self._handle, schema, compression="zstd", write_page_checksum=True
+                )
             else:
                 # Arrow's CSV writer prints a dictionary column as its values: the same text
                 # as a string column, without building a string per row first.
@@ -143,17 +150,16 @@ def score_file(
     started = time.perf_counter()
     rows = flagged = 0
     metadata = {"source_file": source or input_path, "model_version": model.version}
-    with atomic_path(output_fs, output_path) as temporary:
-        with output_fs.open(temporary, "wb") as handle:
-            writer = _PredictionWriter(handle, table_format(output_path), metadata)
-            chunks = iter_feature_chunks(
-                input_path, fs=input_fs, chunk_rows=chunk_rows, source=source
-            )
-            # closing: a failure here (prediction, writing, on_chunk) releases the input now,
-            # not when the traceback that holds this frame is collected.
-            with contextlib.closing(chunks):
+    chunks = iter_feature_chunks(input_path, fs=input_fs, chunk_rows=chunk_rows, source=source)
+    # closing: a failure here (prediction, writing, on_chunk) releases the input now, not
+    # when the traceback that holds this frame is collected.
+    with contextlib.closing(chunks):
+        first = next(chunks)  # the header and first rows are checked before anything is written
+        with atomic_path(output_fs, output_path) as temporary:
+            with open_guarded(output_fs, temporary, "wb") as handle:
+                writer = _PredictionWriter(handle, table_format(output_path), metadata)
                 try:
-                    for chunk in chunks:
+                    for chunk in itertools.chain([first], chunks):
                         probabilities = predict_chunk(model, chunk.features)
                         batch = predictions_batch(model, chunk.ids, probabilities)
                         writer.write(batch)

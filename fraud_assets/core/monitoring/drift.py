@@ -31,6 +31,11 @@ from fraud_assets.core.monitoring.verdict import (
 )
 
 _PSI_FLOOR = 1e-4  # keeps empty bins from sending PSI to infinity
+# How far beyond the reference range one value may pull the Wasserstein distance, in
+# reference standard deviations. Unbounded, a single Amount of 1e30 among thousands of rows
+# made the whole column "drifted"; bounded, one row moves the scaled distance by at most
+# _TAIL_REACH_STDS / rows, while a real shift of many rows still shows in full.
+_TAIL_REACH_STDS = 4.0
 
 
 class _FeatureTally:
@@ -54,8 +59,9 @@ class _FeatureTally:
             np.searchsorted(self.reference.psi_edges, values, side="right"),
             minlength=len(self.psi_counts),
         )
-        self.below_sum += float(np.sum(np.clip(grid[0] - values, 0, None)))
-        self.above_sum += float(np.sum(np.clip(values - grid[-1], 0, None)))
+        reach = _TAIL_REACH_STDS * self.reference.std if self.reference.std > 0 else None
+        self.below_sum += float(np.sum(np.clip(grid[0] - values, 0, reach)))
+        self.above_sum += float(np.sum(np.clip(values - grid[-1], 0, reach)))
         self.rows += len(values)
 
     def psi(self) -> float:

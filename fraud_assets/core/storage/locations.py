@@ -11,6 +11,8 @@ import contextlib
 import functools
 import json
 import posixpath
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from fraud_assets.core.storage.failures import storage_operation
 
 
 @dataclass(frozen=True)
@@ -93,18 +97,64 @@ def s3_storage_options(
     }
 
 
+def _temporary_name(name: str) -> str:
+    return f".{name}.tmp-{uuid.uuid4().hex[:12]}"
+
+
+_TEMPORARY_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{12}$")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is one that :func:`atomic_path` gives its temporaries."""
+    return bool(_TEMPORARY_NAME.match(name))
+
+
+def _modified_at(entry: dict) -> float | None:
+    modified = entry.get("LastModified") or entry.get("mtime")
+    if modified is None:
+        return None
+    return modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
+
+
+def remove_stale_temporaries(
+    fs: fsspec.AbstractFileSystem, directory: str, older_than_seconds: float
+) -> list[str]:
+    """Delete temporaries that a killed writer left in ``directory``; return their paths.
+
+    A SIGKILL skips :func:`atomic_path`'s cleanup, so nothing else ever removes them. Only
+    those older than ``older_than_seconds`` go: a younger one may belong to a run still
+    writing, and no run lives longer than its maximum run time.
+    """
+    if not fs.exists(directory):
+        return []
+    cutoff = time.time() - older_than_seconds
+    removed = []
+    for entry in fs.ls(directory, detail=True):
+        name = posixpath.basename(entry["name"])
+        modified = _modified_at(entry)
+        if entry.get("type") == "file" and is_temporary_name(name) and modified is not None:
+            if modified < cutoff:
+                with contextlib.suppress(FileNotFoundError):
+                    fs.rm(entry["name"])
+                removed.append(entry["name"])
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
     directory, name = posixpath.split(path)
-    temporary = posixpath.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+    temporary = posixpath.join(directory, _temporary_name(name))
     if isinstance(fs, LocalFileSystem):
         fs.makedirs(directory, exist_ok=True)
     try:
         yield temporary
-        fs.mv(temporary, path)
+        with storage_operation(f"moving {temporary} into place"):
+            fs.mv(temporary, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        # Cleanup that fails (storage down) must not hide why the write failed; whatever it
+        # leaves is removed later by remove_stale_temporaries.
+        with contextlib.suppress(Exception):
             if fs.exists(temporary):
                 fs.rm(temporary)
         raise

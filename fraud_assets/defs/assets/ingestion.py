@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
-from fraud_assets.core.data.splits import DAY_COLUMN, split_transactions
+from fraud_assets.core.data.splits import DAY_COLUMN, require_both_classes, split_transactions
 from fraud_assets.core.data.tables import read_transactions
 from fraud_assets.defs.automation import weekly, when_training_data_changes
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
@@ -98,6 +98,10 @@ def transaction_splits(config: SplitConfig, training_dataset: pd.DataFrame):
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
+    try:
+        require_both_classes(splits, "training_dataset")
+    except DataValidationError as error:
+        raise permanent_failure(str(error)) from error
     for name, frame in (
         ("train_split", splits.train),
         ("validation_split", splits.validation),

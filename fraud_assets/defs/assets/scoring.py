@@ -7,7 +7,13 @@ import dagster as dg
 from fraud_assets.core.data.schema import DataValidationError
 from fraud_assets.core.model.registry import ModelRegistry
 from fraud_assets.core.model.scoring import score_file
-from fraud_assets.core.storage.locations import Location, read_json, write_json_atomic
+from fraud_assets.core.storage.failures import failure_kind, storage_operation
+from fraud_assets.core.storage.locations import (
+    Location,
+    read_json,
+    remove_stale_temporaries,
+    write_json_atomic,
+)
 from fraud_assets.defs.batches import (
     list_batch_files,
     move_to,
@@ -42,6 +48,21 @@ def load_production_model(registry: ModelRegistry):
     return model
 
 
+def _rejection_reason(error: Exception, source: str) -> str:
+    if isinstance(error, DataValidationError):
+        return str(error)
+    # Not a rule the reader knows by name, but still this file's content (storage failures
+    # never get here): say what it raised, so someone can look.
+    return f"{source}: unreadable: {type(error).__name__}: {error}"
+
+
+def _remove_orphans(context, stores: list[tuple[Location, str]], older_than: int) -> None:
+    """Temporaries left by a killed run in the folders this asset writes to."""
+    for location, folder in stores:
+        for path in remove_stale_temporaries(location.fs, location.path(folder), older_than):
+            context.log.warning("removed %s, left behind by a killed run", location.display(path))
+
+
 def _score_one(context, model, batch_path, data: Location, predictions: Location, day, dataset):
     """Score one file; its predictions, then its summary, then the move to processed/."""
     output = predictions.path(f"date={day}", prediction_name(batch_path))
@@ -54,9 +75,13 @@ def _score_one(context, model, batch_path, data: Location, predictions: Location
         chunk_rows=dataset.scoring_chunk_rows,
         source=data.display(batch_path),
     )
-    processed = move_to(data, batch_path, processed_folder(dataset.processed_prefix, day))
-    summary = {**stats.to_dict(), "input": data.display(processed), "output": predictions.display(output)}
-    write_json_atomic(predictions.fs, predictions.path(f"date={day}", stats_name(batch_path)), summary)
+    summary_path = predictions.path(f"date={day}", stats_name(batch_path))
+    # From here on only storage can fail: a failure is retried, never blamed on the file.
+    with storage_operation(f"recording {data.display(batch_path)} as scored"):
+        processed = move_to(data, batch_path, processed_folder(dataset.processed_prefix, day))
+        summary = {**stats.to_dict(), "input": data.display(processed),
+                   "output": predictions.display(output)}
+        write_json_atomic(predictions.fs, summary_path, summary)
     context.log.info("scored %s", summary)
     return summary
 
@@ -106,6 +131,11 @@ def daily_predictions(
             f"no batch files for {day} under {data.url_of(dataset.incoming_prefix)}"
         )
 
+    _remove_orphans(
+        context,
+        [(predictions, f"date={day}"), (data, dataset.quarantine_prefix)],
+        dataset.stale_temporary_seconds,
+    )
     started = time.perf_counter()
     model = None
     summaries, fresh, rejected = [], [], []
@@ -123,12 +153,18 @@ def daily_predictions(
         model = model or load_production_model(storage.registry())
         try:
             fresh.append(_score_one(context, model, batch_path, data, predictions, day, dataset))
-        except DataValidationError as error:
-            # One bad file must not hold back the day's other files.
-            moved = quarantine(data, batch_path, dataset.quarantine_prefix, str(error))
+        except Exception as error:
+            if failure_kind(error) == "storage":
+                # The file may be fine: fail the step (the retry policy tries again) and
+                # leave the file where it is.
+                raise
+            # Anything else is this file's content, whatever raised it: quarantine it, never
+            # retry it, and let the day's other files be scored.
+            reason = _rejection_reason(error, data.display(batch_path))
+            moved = quarantine(data, batch_path, dataset.quarantine_prefix, reason)
             rejected.append({"file": data.display(batch_path), "quarantined_to": data.display(moved),
-                             "reason": str(error)})
-            context.log.error("rejected %s: %s", batch_path, error)
+                             "reason": reason})
+            context.log.error("rejected %s: %s", batch_path, reason)
     summaries += fresh
     if not summaries:
         raise permanent_failure(

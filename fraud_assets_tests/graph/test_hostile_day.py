@@ -1,0 +1,84 @@
+"""A day of hostile files in Dagster: each bad file quarantined with its reason, every good
+file scored in the same run; a storage outage fails the run and quarantines nothing."""
+
+import json
+import os
+import re
+import time
+
+import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
+
+from fraud_assets.synthetic.generate import generate_transactions
+from fraud_assets_tests.hostile_files import corpus
+
+from .conftest import DAY, run_pipeline
+
+NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
+
+
+def _day_of_hostile_files(project):
+    frame = generate_transactions(600, seed=9, start_day=3, n_days=1, fraud_rate=0.02)
+    incoming = project / "data" / "incoming"
+    cases = {}
+    for case in corpus():
+        name = f"{DAY}_{case.name}"
+        (incoming / name).write_bytes(case.build(frame))
+        cases[name] = case
+    return cases
+
+
+def test_bad_files_are_quarantined_and_every_good_file_scored_in_one_run(project, instance):
+    assert run_pipeline(instance).success  # trains, promotes, scores the morning batch
+    cases = _day_of_hostile_files(project)
+    predictions = project / "data" / "predictions" / f"date={DAY}"
+    orphan = predictions / f".{DAY}_morning.parquet.tmp-0123456789ab"
+    orphan.write_bytes(b"")  # what a SIGKILL between write and rename leaves
+    old = time.time() - 7 * 3600
+    os.utime(orphan, (old, old))
+
+    result = run_pipeline(instance, job="scoring_job")
+    assert result.success
+    quarantine = project / "data" / "quarantine"
+    for name, case in cases.items():
+        if case.refused:
+            assert (quarantine / name).exists() and not (project / "data" / "incoming" / name).exists()
+            reason = json.loads((quarantine / f"{name}.reason.json").read_text())["reason"]
+            assert re.search(case.expect, reason), (name, reason)
+            assert not (predictions / f"{name.rsplit('.', 1)[0]}.parquet").exists()
+        else:
+            scored = pd.read_parquet(predictions / f"{name.rsplit('.', 1)[0]}.parquet")
+            assert len(scored) == 600, name
+    leftovers = [n for n in os.listdir(predictions) + os.listdir(quarantine) if ".tmp-" in n]
+    assert leftovers == []
+    # Content faults are never retried as if transient.
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_storage_outage_fails_the_run_quarantines_nothing_and_the_rerun_completes(
+    project, instance, monkeypatch
+):
+    assert run_pipeline(instance).success
+    batch = project / "data" / "incoming" / f"{DAY}_late.parquet"
+    generate_transactions(800, seed=4, start_day=3, n_days=1, labels=False).to_parquet(batch, index=False)
+    original_open = LocalFileSystem._open
+
+    def failing_open(self, path, mode="rb", **kwargs):
+        handle = original_open(self, path, mode, **kwargs)
+        if "r" in mode and path.endswith("_late.parquet"):
+            def read(*_args, **_kwargs):  # s3fs past its retries: a plain OSError
+                raise OSError("An error occurred (ServiceUnavailable) when calling GetObject: 503")
+            handle.read = read
+        return handle
+
+    monkeypatch.setattr(LocalFileSystem, "_open", failing_open)
+    failed = run_pipeline(instance, job="scoring_job", run_config=NO_RETRIES)
+    assert not failed.success
+    assert batch.exists()
+    assert not (project / "data" / "quarantine").exists() or not os.listdir(project / "data" / "quarantine")
+
+    monkeypatch.setattr(LocalFileSystem, "_open", original_open)
+    rerun = run_pipeline(instance, job="scoring_job")
+    assert rerun.success
+    scored = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_late.parquet")
+    assert len(scored) == 800
