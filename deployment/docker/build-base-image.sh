@@ -14,9 +14,9 @@ set -eu
 
 repository="${CARD_FRAUD_BASE_REPOSITORY:-card-fraud-base/python}"
 suite=bookworm
-# python3-venv brings ensurepip (named through python3-venv: debootstrap misses a dependency
-# of python3.11-venv when it is asked for directly), which the builder stage uses to install uv; libgomp1 is
-# the OpenMP runtime XGBoost's wheel links against; tzdata for the schedules' time zones.
+# python3-venv brings ensurepip, which the builder stage uses to install uv (asked for
+# directly, python3.11-venv fails: debootstrap misses its python3.11-distutils dependency);
+# libgomp1 is the OpenMP runtime XGBoost links against; tzdata for the schedules' zones.
 packages=python3.11,python3-venv,ca-certificates,libgomp1,tzdata
 
 # The machine's own mirror: the one apt already reaches (deb822 or one-line sources).

@@ -9,7 +9,8 @@ set -eu
 : "${POSTGRES_DB:=${POSTGRES_USER}}"
 as_postgres="setpriv --reuid=postgres --regid=postgres --init-groups --"
 
-if [ "$(id -u)" = 0 ]; then
+uid="$(id -u)"
+if [ "${uid}" = 0 ]; then
     install -d -o postgres -g postgres -m 0700 "${PGDATA}"
     chown postgres:postgres "${PGDATA}"
 else
