@@ -356,3 +356,19 @@ def test_only_the_declared_ports_listen_and_only_on_loopback(stack: ComposeStack
     for port in (stack.web_port, stack.inference_port):
         addresses = re.findall(rf"^\S+\s+\d+\s+\d+\s+(\S+):{port}\s", listening, flags=re.MULTILINE)
         assert addresses and set(addresses) == {"127.0.0.1"}, (port, addresses)
+
+
+def test_runtime_image_holds_no_build_or_test_tools(images: Images) -> None:
+    probe = (
+        "id -u; for tool in uv pip pip3 gcc cc make pytest ruff; do command -v $tool; done; "
+        "python3 -m pip --version 2>/dev/null; "
+        "ls /opt/card-fraud/.venv/lib/python3.11/site-packages | grep -iE '^(pytest|moto|ruff|hadolint|uv)[-_.]'; "
+        "ls -A /opt/card-fraud; true"
+    )
+    out = docker("run", "--rm", "--read-only", "--network", "none", "--entrypoint", "sh",
+                 images.app, "-c", probe).stdout.split()
+    # Only the user id and the one deployment folder: no installer, compiler, test
+    # dependency or source tree.
+    assert out == [UID, ".venv", "deployment"], out
+    size = int(docker("image", "inspect", images.app, "--format", "{{.Size}}").stdout)
+    print(f"image {images.app}: {size / 1e9:.2f} GB")
