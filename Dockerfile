@@ -1,10 +1,13 @@
-# syntax=docker/dockerfile:1
 #
 # One image for the whole Dagster deployment: the code server (default command), the
 # webserver and the daemon (docker-compose.yml overrides the command). Nothing secret is
 # baked in: credentials arrive at run time through the environment, Docker secrets or the
 # EC2 instance role.
 
+# Any Debian bookworm image with Python 3.11 and its venv module. Where Docker Hub is not
+# reachable, deployment/docker/build-base-image.sh makes one with debootstrap and prints its
+# name for --build-arg PYTHON_IMAGE=... (docs/deployment.md, phase 3.2). There is no
+# `# syntax=` line on purpose: BuildKit would pull that frontend image from Docker Hub.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------
@@ -12,8 +15,12 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS builder
 
 # uv itself comes from PyPI, pinned, so the build needs no installer script from the web.
+# It goes into a venv of its own because Debian's Python has no system pip (and refuses
+# system-wide installs); that venv stays in this stage.
 ARG UV_VERSION=0.13.9
-RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+RUN python3 -m venv /opt/uv \
+    && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
+ENV PATH=/opt/uv/bin:${PATH}
 
 # The venv is created at the path it will have in the runtime stage: its scripts carry
 # absolute shebangs. Bytecode is compiled here because the runtime tree is read-only to the
@@ -40,7 +47,12 @@ FROM ${PYTHON_IMAGE} AS runtime
 
 # A fixed numeric identity (also in USER below): runAsNonRoot-style checks and bind-mounted
 # volumes need the UID without reading /etc/passwd.
-RUN groupadd --system --gid 10001 cardfraud \
+# The official python image keeps pip in its system Python: an installer has no use in a
+# service container, so it goes (Debian-built bases have none).
+RUN if python3 -m pip --version >/dev/null 2>&1; then \
+        python3 -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel; \
+    fi \
+    && groupadd --system --gid 10001 cardfraud \
     && useradd --system --no-log-init --uid 10001 --gid 10001 \
         --home-dir /var/lib/card-fraud --shell /usr/sbin/nologin cardfraud \
     && install -d -o 10001 -g 10001 -m 0750 /var/lib/card-fraud /var/lib/card-fraud/dagster_home

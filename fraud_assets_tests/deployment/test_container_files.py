@@ -154,9 +154,23 @@ def test_compose_file_matches_compose_spec(path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _with_defaults(text: str) -> str:
+    """The file as compose reads it with none of its variables set: ${NAME:-default}."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", text)
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load(COMPOSE.read_text())
+    return yaml.safe_load(_with_defaults(COMPOSE.read_text()))
+
+
+def test_compose_variables_all_have_defaults() -> None:
+    # Without a default, a variable left unset becomes an empty image name or port.
+    text = COMPOSE.read_text()
+    assert re.findall(r"\$\{[A-Z0-9_]+\}|\$[A-Z]", text) == []
+    names = set(re.findall(r"\$\{([A-Z0-9_]+):-", text))
+    assert names == {"CARD_FRAUD_IMAGE", "POSTGRES_IMAGE", "CARD_FRAUD_WEBSERVER_PORT",
+                     "CARD_FRAUD_INFERENCE_PORT"}, names
 
 
 def test_compose_services_share_one_image(compose: dict) -> None:
@@ -182,7 +196,7 @@ def test_compose_publishes_only_the_webserver_and_scoring_on_loopback(compose: d
 def _published_host_ports(path: Path) -> dict[str, str]:
     """host port -> "file:service" for every port a compose file publishes."""
     published: dict[str, str] = {}
-    for name, service in (yaml.safe_load(path.read_text()).get("services") or {}).items():
+    for name, service in (yaml.safe_load(_with_defaults(path.read_text())).get("services") or {}).items():
         for port in service.get("ports", []):
             host_port = str(port).split(":")[-2]
             assert host_port not in published, (path.name, name, port)

@@ -20,7 +20,12 @@ import yaml
 from .conftest import DEPLOYMENT, REPO, run, system_tool, venv_tool
 
 BOOTSTRAP = DEPLOYMENT / "bootstrap.sh"
-SCRIPTS = [BOOTSTRAP, DEPLOYMENT / "docker" / "entrypoint.sh"]
+SCRIPTS = [
+    BOOTSTRAP,
+    DEPLOYMENT / "docker" / "entrypoint.sh",
+    DEPLOYMENT / "docker" / "build-base-image.sh",
+    DEPLOYMENT / "docker" / "postgres" / "entrypoint.sh",
+]
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
