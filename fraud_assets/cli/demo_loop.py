@@ -121,7 +121,10 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
             (root / "data" / "incoming").mkdir(parents=True, exist_ok=True)
             arriving.rename(root / "data" / "incoming" / arriving.name)
         incoming = list((root / "data" / "incoming").glob(f"{day}*"))
-        challenger = registry.challenger_version()
+        record = registry.challenger_record() or {}
+        # A challenger trained at the end of a replayed day scores in shadow from the next day
+        # on, on a second run too: the days before were scored before it existed.
+        challenger = record.get("version") if record.get("since") and day > record["since"] else None
         # Scored before (batch processed, shadow scores by the current challenger): skip.
         if incoming or not _scored(storage.challenger_predictions(), day, challenger):
             _run(score, instance, partition_key=day)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 def demo(project: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "fraud"), "demo", "--rows", "60000", "--batch-rows", "3000", "--days", "2"],
+        [str(BIN / "fraud"), "demo", "--rows", "60000", "--batch-rows", "3000", "--days", "4"],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )
 
@@ -51,13 +51,16 @@ def test_demo_runs_twice_and_the_webserver_shows_it(project):
     first = demo(project, env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "generating 60000 labelled transactions" in first.stdout
-    for line in ("model ", "production ", "scored ", "drift ", "SUCCESS"):
+    for line in ("training the first model", "scored 4 batch file(s)", "label file(s)", "decision",
+                 "production "):
         assert line in first.stdout, first.stdout
     assert (project / "data" / "raw" / "creditcard.csv").exists()
 
     second = demo(project, env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "generating" not in second.stdout  # the data is reused
+    # Nothing scored or applied twice.
+    assert "scored 0 batch file(s), shadow-scored 0 day(s), applied 0 label file(s), trained 0" in second.stdout
 
     port = free_port()
     server = subprocess.Popen(
@@ -83,14 +86,15 @@ def test_demo_runs_twice_and_the_webserver_shows_it(project):
         assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in locations] == [
             ("fraud_assets", "RepositoryLocation")
         ]
-        runs = graphql(url, """{ runsOrError(filter: {pipelineName: "fraud_pipeline_job"}) {
+        runs = graphql(url, """{ runsOrError(filter: {pipelineName: "labels_job"}) {
             ... on Runs { results { runId status tags { key value } } } } }""")["runsOrError"]["results"]
-        assert len(runs) == 2 and {run["status"] for run in runs} == {"SUCCESS"}
+        assert runs and {run["status"] for run in runs} == {"SUCCESS"}
         nodes = graphql(url, """{ assetNodes { assetKey { path } assetMaterializations(limit: 1) {
             runId } } }""")["assetNodes"]
         materialized = {"/".join(n["assetKey"]["path"]) for n in nodes if n["assetMaterializations"]}
-        assert {"raw_transactions", "fraud_model", "production_model", "daily_predictions",
-                "drift_statistics"} <= materialized
+        assert {"raw_transactions", "training_dataset", "fraud_model", "production_model",
+                "challenger_model", "daily_predictions", "transaction_labels", "realized_performance",
+                "challenger_evaluation"} <= materialized
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
