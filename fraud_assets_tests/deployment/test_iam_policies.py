@@ -121,7 +121,7 @@ def test_temporary_object_naming_matches_the_pipeline_code() -> None:
     # Writes go to ".<name>.tmp-<hex>" beside the target and are then moved (copy + delete).
     # Where the policy lets the host delete only such objects, that naming is what it
     # relies on; read the source as text (the package itself is not imported here).
-    storage = DEPLOYMENT.parent / "fraud_assets" / "core" / "storage.py"
+    storage = DEPLOYMENT.parent / "fraud_assets" / "core" / "storage" / "locations.py"
     assert ".tmp-{" in storage.read_text(), "temporary-object naming changed: update the policy"
 
 
@@ -207,6 +207,12 @@ NEEDED = [
     ("s3:GetObject", _obj("data", "processed/2025-01-01/2025-01-01_a.csv")),
     ("s3:PutObject", _obj("data", "quarantine/2025-01-01_bad.csv")),
     ("s3:PutObject", _obj("data", "quarantine/2025-01-01_bad.csv.reason.json")),
+    # The label sensor and transaction_labels: read a label file, move it to labels/processed/
+    # (copy + delete) or to quarantine/.
+    ("s3:GetObject", _obj("data", "labels/2025-01-03_chargebacks.csv")),
+    ("s3:DeleteObject", _obj("data", "labels/2025-01-03_chargebacks.csv")),
+    ("s3:PutObject", _obj("data", "labels/processed/2025-01-03_chargebacks.csv")),
+    ("s3:GetObject", _obj("data", "labels/processed/2025-01-03_chargebacks.csv")),
     # The data-side IO manager (tables as Parquet under assets/), and Dagster's compute logs.
     ("s3:PutObject", _obj("data", f"assets/.train_split.parquet.{TMP}")),
     ("s3:DeleteObject", _obj("data", f"assets/.train_split.parquet.{TMP}")),
@@ -232,6 +238,11 @@ NEEDED = [
     ("s3:GetObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.parquet")),
     ("s3:PutObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.stats.json")),
     ("s3:GetObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.stats.json")),
+    # The challenger's shadow scores, beside the predictions.
+    ("s3:PutObject", _obj("predictions", "challenger_predictions/date=2025-01-01/2025-01-01_a.parquet")),
+    ("s3:GetObject", _obj("predictions", "challenger_predictions/date=2025-01-01/2025-01-01_a.stats.json")),
+    ("s3:PutObject", _obj("models", "models/challenger.json")),
+    ("s3:GetObject", _obj("models", "models/challenger.json")),
     # `fraud model backup` / `restore`: the registry layout under backups/.
     ("s3:PutObject", _obj("backups", f"backups/{VERSION}/model.ubj")),
     ("s3:GetObject", _obj("backups", f"backups/{VERSION}/model.ubj")),
@@ -257,6 +268,9 @@ NEEDED_LISTS = [
     ("s3:ListBucketVersions", "models", "models/production.json"),
     ("s3:ListBucketVersions", "models", "models/"),
     ("s3:ListBucket", "predictions", "predictions/date=2025-01-01/"),
+    ("s3:ListBucket", "predictions", "challenger_predictions/date=2025-01-01/"),
+    ("s3:ListBucket", "data", "labels/"),
+    ("s3:ListBucket", "data", "labels/processed/"),
     ("s3:ListBucket", "backups", "backups/"),
 ]
 

@@ -155,3 +155,38 @@ def test_a_command_line_rollback_shows_as_the_serving_version(project, instance,
     assert latest.tags["dagster/data_version"] == challenger
     assert serving_events(build_definitions("local").resources["storage"], instance) == []
     assert np.isfinite(float(recorded.metadata["test_auprc"].value))
+
+
+def _requested(result) -> set[str]:
+    return {r.key.to_user_string() for r in result.results if r.true_subset.size}
+
+
+def test_retraining_runs_only_when_the_training_dataset_changed(project, instance, monkeypatch):
+    # The loop's clock a few days after DAY, so DAY is a mature day inside the window.
+    monkeypatch.setenv("FRAUD_AS_OF_DATE", "2025-03-10")
+    monkeypatch.setenv("FRAUD_LABEL_MATURITY_DAYS", "2")
+    defs = build_definitions("local")
+    dataset_only = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={dg.AssetKey("raw_transactions"), dg.AssetKey("training_dataset")}
+    )
+    # The first training ran before DAY was scored: DAY is not in its data.
+    assert run_pipeline(instance).success
+    before = instance.get_latest_materialization_event(dg.AssetKey("training_dataset")).asset_materialization
+    assert before.metadata["labelled_day_count"].value == 0
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+
+    # DAY is scored now and mature: the dataset changes and retraining is due.
+    assert dataset_only.execute_in_process(instance=instance).success
+    changed = instance.get_latest_materialization_event(dg.AssetKey("training_dataset")).asset_materialization
+    assert changed.metadata["labelled_days"].value == [DAY]
+    assert changed.tags["dagster/data_version"] != before.tags["dagster/data_version"]
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert {"train_split", "validation_split", "test_split"} <= _requested(second)
+
+    # A week with nothing new: same fingerprint, so the splits (and training) are not due.
+    assert dataset_only.execute_in_process(instance=instance).success
+    unchanged = instance.get_latest_materialization_event(dg.AssetKey("training_dataset")).asset_materialization
+    assert unchanged.tags["dagster/data_version"] == changed.tags["dagster/data_version"]
+    assert unchanged.metadata["retraining"].value.startswith("skipped")
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+    assert "train_split" not in _requested(third)

@@ -63,7 +63,7 @@ def test_deployment_lifecycle_file_matches_bootstrap():
 
 @pytest.fixture
 def two_models(s3, s3_project, instance, monkeypatch):
-    # Both trainings must be promoted, whatever their relative AUPRC, to test rollback.
+    # The second training passes the gate whatever its AUPRC: it becomes the challenger.
     monkeypatch.setenv("FRAUD_MAX_AUPRC_REGRESSION", "1.0")
     assert run_pipeline(instance, job="training_job").success
     assert run_pipeline(
@@ -83,22 +83,26 @@ def test_promote_and_roll_back_on_s3(s3, two_models, capsys):
     assert fraud("model", "list", "--json") == 0
     listed = json.loads(capsys.readouterr().out)
     assert len(listed) == 2
-    versions = [row["version"] for row in listed]
-    current = production(s3, models_bucket)
-    assert [row["version"] for row in listed if row["production"]] == [current]
+    first, second = (row["version"] for row in listed)
+    # The first model serves; the second, trained while it served, is the challenger.
+    assert [row["version"] for row in listed if row["production"]] == [first] == [production(s3, models_bucket)]
+    assert [row["version"] for row in listed if row["challenger"]] == [second]
 
-    older = versions[0]
-    assert older != current
-    assert fraud("model", "promote", older, "--reason", "rollback test") == 0
-    assert production(s3, models_bucket) == older
+    # The command line overrides the challenge, then rolls back.
+    assert fraud("model", "promote", second, "--reason", "manual override") == 0
+    assert production(s3, models_bucket) == second
+    challenger = json.loads(s3.get_object(Bucket=models_bucket, Key="models/challenger.json")["Body"].read())
+    assert challenger["version"] is None and challenger["history"][-1]["outcome"] == "promoted"
+    assert fraud("model", "promote", first, "--reason", "rollback test") == 0
+    assert production(s3, models_bucket) == first
     assert fraud("model", "promote", "xgb-does-not-exist") == 1
-    assert production(s3, models_bucket) == older
+    assert production(s3, models_bucket) == first
     # The pointer is a versioned object: every promotion is kept in the bucket's history --
-    # two trainings and the rollback; the refused promotion wrote nothing.
+    # the first training, the override and the rollback; the refused promotion wrote nothing.
     history = s3.list_object_versions(Bucket=models_bucket, Prefix="models/production.json")["Versions"]
     assert len(history) == 3
     record = json.loads(s3.get_object(Bucket=models_bucket, Key="models/production.json")["Body"].read())
-    assert record["history"][-1]["version"] == current
+    assert record["history"][-1]["version"] == second
 
 
 def test_backup_and_restore_on_s3(s3, two_models, capsys):

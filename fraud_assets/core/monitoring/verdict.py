@@ -28,8 +28,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from scipy.special import kolmogorov
-
 LEVELS = ("none", "moderate", "major")
 
 
@@ -54,6 +52,9 @@ def ks_p_value(distance: float, reference_rows: int, current_rows: int) -> float
     """Asymptotic two-sample KS p-value for a distance between two empirical CDFs."""
     if reference_rows <= 0 or current_rows <= 0:
         return 1.0
+    # SciPy is imported here: `fraud --help` reaches this module and must stay light.
+    from scipy.special import kolmogorov
+
     effective = reference_rows * current_rows / (reference_rows + current_rows)
     return float(kolmogorov(distance * effective**0.5))
 
