@@ -65,14 +65,6 @@ def local_instance(root: Path):
     return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
 
 
-def _materialization(result, asset: str) -> dict:
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        if materialization.asset_key.to_user_string() == asset:
-            return {key: value.value for key, value in materialization.metadata.items()}
-    return {}
-
-
 @click.command("demo")
 @click.option("--rows", type=click.IntRange(min=10_000), default=284_807, show_default=True,
               help="Labelled rows to train on (the ULB file's size by default).")
