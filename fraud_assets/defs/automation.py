@@ -31,6 +31,20 @@ def after_inputs_update(lookback: timedelta) -> dg.AutomationCondition:
     ).with_label(f"after its inputs update (last {lookback.days} days)")
 
 
+def when_labels_mature(cron: str = "0 6 * * *") -> dg.AutomationCondition:
+    """Once a day, the day whose labels have just matured: its figures stop being provisional
+    although no input changed (no fraud reported is, from that day on, a genuine outcome)."""
+    maturity = settings.label_maturity_days()
+    just_matured = dg.AutomationCondition.in_latest_time_window(
+        timedelta(days=maturity + 2)
+    ) & ~dg.AutomationCondition.in_latest_time_window(timedelta(days=maturity + 1))
+    return (
+        just_matured
+        & dg.AutomationCondition.cron_tick_passed(cron, settings.timezone()).since_last_handled()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"when its labels mature ({maturity} days)")
+
+
 def weekly() -> dg.AutomationCondition:
     """Once a week at the training time: re-read the sources, whatever else happened."""
     return (

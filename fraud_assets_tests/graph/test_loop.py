@@ -190,3 +190,23 @@ def test_retraining_runs_only_when_the_training_dataset_changed(project, instanc
     assert unchanged.metadata["retraining"].value.startswith("skipped")
     third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
     assert "train_split" not in _requested(third)
+
+
+def test_a_day_is_measured_again_the_morning_its_labels_mature(project, instance, scored):
+    # The conditions are built when the code location loads, with the default maturity.
+    maturity = 30
+    defs = build_definitions("local")
+    day = datetime(2025, 3, 4, tzinfo=UTC)
+    # Partitions end a day after their date (end_offset=1): DAY matures at DAY + 30 days.
+    before = day + timedelta(days=maturity, hours=5)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=before)
+    mature = day + timedelta(days=maturity + 1, hours=6, minutes=1)  # past the 06:00 tick
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=mature
+    )
+    requested = {
+        (r.key.to_user_string(), p)
+        for r in second.results
+        for p in (r.true_subset.expensively_compute_partition_keys() or [])
+    }
+    assert {p for name, p in requested if name == "realized_performance"} == {DAY}

@@ -23,7 +23,7 @@ from fraud_assets.core.monitoring.performance import (
     realized_figures,
     report_delay_days,
 )
-from fraud_assets.defs.automation import LABELS_LOOKBACK, after_inputs_update
+from fraud_assets.defs.automation import LABELS_LOOKBACK, after_inputs_update, when_labels_mature
 from fraud_assets.defs.batches import move_to, quarantine
 from fraud_assets.defs.day_data import (
     known_transactions,
@@ -207,7 +207,7 @@ def _role_figures(storage, day, role, location, labels, mature, known_share):
     deps=["transaction_labels", "daily_predictions", "challenger_predictions"],
     kinds={"json"},
     retry_policy=TRANSIENT_RETRY,
-    automation_condition=after_inputs_update(LABELS_LOOKBACK),
+    automation_condition=after_inputs_update(LABELS_LOOKBACK) | when_labels_mature(),
     tags={"stage": "monitoring", "domain": "performance"},
     code_version="1",
 )
