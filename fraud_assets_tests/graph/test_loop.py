@@ -210,3 +210,24 @@ def test_a_day_is_measured_again_the_morning_its_labels_mature(project, instance
         for p in (r.true_subset.expensively_compute_partition_keys() or [])
     }
     assert {p for name, p in requested if name == "realized_performance"} == {DAY}
+
+
+def test_a_late_file_makes_its_day_due_downstream(project, instance, scored):
+    defs = build_definitions("local")
+    when = datetime(2025, 3, 8, 12, tzinfo=UTC)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=when)
+    # A file for DAY lands days later and is scored (as the incoming sensor's run does).
+    write_batch_late = project / "data" / "incoming" / f"{DAY}_late.csv"
+    frame = pd.read_csv(project / "data" / "processed" / DAY / f"{DAY}_morning.csv").head(500)
+    frame.to_csv(write_batch_late, index=False)
+    scoring = defs.resolve_job_def("scoring_job")
+    assert scoring.execute_in_process(instance=instance, partition_key=DAY).success
+    after = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=when + timedelta(minutes=1)
+    )
+    requested = {
+        (r.key.to_user_string(), p)
+        for r in after.results
+        for p in (r.true_subset.expensively_compute_partition_keys() or [])
+    }
+    assert {("drift_statistics", DAY), ("realized_performance", DAY), ("challenger_predictions", DAY)} <= requested
