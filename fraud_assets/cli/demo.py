@@ -95,6 +95,12 @@ def demo_command(rows, batch_rows, days, drift, seed):
     storage = settings.store_urls()
     click.echo(f"replaying {dates[0]} .. {dates[-1]} (Dagster home: {DAGSTER_HOME_DIR}/)")
     with local_instance(root) as instance:
+        from fraud_assets.defs.local_run_launcher import fail_runs_without_worker
+
+        # No daemon watches the demo's runs: those of a demo that was killed would stay
+        # STARTED (and show as running in `dagster dev`) without this.
+        for run_id in fail_runs_without_worker(instance):
+            click.echo(f"run {run_id} of a killed earlier demo marked failed")
         done = run_loop(root, defs, instance, dates, retrain_after=max(0, days // 2 - 1), storage=storage)
     click.echo("")
     click.echo(f"scored {done['scored']} batch file(s), shadow-scored {done['shadow']} day(s), applied "

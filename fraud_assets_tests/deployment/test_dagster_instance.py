@@ -250,3 +250,7 @@ def test_local_instance_fails_killed_runs_as_production_does() -> None:
         assert monitoring[key] == production["run_monitoring"][key], key
     # Scoring removes temporaries older than this: by then no run can still own them.
     assert monitoring["max_runtime_seconds"] == settings.MAX_RUN_SECONDS
+    # A killed run is found by its dead worker within a poll or two, not after max runtime.
+    assert local["run_launcher"]["class"] == "LocalRunLauncher"
+    assert local["run_launcher"]["module"] == "fraud_assets.defs.local_run_launcher"
+    assert monitoring["poll_interval_seconds"] <= 30
