@@ -15,6 +15,7 @@ from fraud_assets import settings
 from fraud_assets.core.data.labels import TRANSACTION_DATE, read_label_file, report_date
 from fraud_assets.core.data.schema import DataValidationError
 from fraud_assets.core.data.tables import is_table_file
+from fraud_assets.core.storage.failures import failure_kind, storage_operation
 from fraud_assets.defs.assets.outcomes import processed_labels_prefix
 from fraud_assets.defs.assets.training import serving_versions
 from fraud_assets.defs.batches import move_to, quarantine
@@ -46,6 +47,33 @@ def _waiting_reason(days: list[str], unscored: set[str], today: dt.date) -> str 
     return f"waiting for {', '.join(waiting[:3])} to be scored" if waiting else None
 
 
+def _days_to_apply(context, storage: FraudStorage, dataset: DatasetSettings, file) -> list[str] | None:
+    """The days a new label file names, or None when it was dealt with here: quarantined
+    (unreadable, misnamed, days outside the partitions) or, empty, moved to processed/."""
+    data = storage.data()
+    try:
+        if not is_table_file(file.name) or report_date(file.name) is None:
+            raise DataValidationError(
+                file.name, ["not a label file: expected YYYY-MM-DD*.csv or .parquet"]
+            )
+        days = _label_days(storage, file.path)
+        outside = [d for d in days if not daily_partitions.has_partition_key(d)]
+        if outside:
+            raise DataValidationError(
+                file.name, [f"labels for days outside the partitions ({', '.join(outside[:3])})"]
+            )
+    except DataValidationError as error:
+        quarantine(data, file.path, dataset.quarantine_prefix, str(error))
+        context.log.warning("quarantined %s: %s", file.name, error)
+        return None
+    if not days:
+        # A report with nothing in it (no fraud reported that day): nothing to apply.
+        with storage_operation(f"moving {data.display(file.path)} to processed"):
+            move_to(data, file.path, processed_labels_prefix(dataset))
+        return None
+    return days
+
+
 def build_label_sensor(*, running: bool) -> dg.SensorDefinition:
     @dg.sensor(
         name="label_file_sensor",
@@ -66,27 +94,16 @@ def build_label_sensor(*, running: bool) -> dg.SensorDefinition:
         today = settings.today()
         run_requests = []
         for file in new:
-            try:
-                if not is_table_file(file.name) or report_date(file.name) is None:
-                    raise DataValidationError(
-                        file.name, ["not a label file: expected YYYY-MM-DD*.csv or .parquet"]
-                    )
-                days = _label_days(storage, file.path)
-            except DataValidationError as error:
-                quarantine(data, file.path, dataset.quarantine_prefix, str(error))
-                cursor.pop(file.name, None)
-                context.log.warning("quarantined %s: %s", file.name, error)
-                continue
             cursor.pop(file.name, None)  # until requested below, looked at again next tick
-            if not days:
-                # A report with nothing in it (no fraud reported that day): nothing to apply.
-                move_to(data, file.path, processed_labels_prefix(dataset))
+            try:
+                days = _days_to_apply(context, storage, dataset, file)
+            except Exception as error:
+                if failure_kind(error) != "storage":
+                    raise
+                # The file may be fine: leave it where it is for the next tick.
+                context.log.warning("%s: storage failed, tried again next tick: %s", file.name, error)
                 continue
-            outside = [d for d in days if not daily_partitions.has_partition_key(d)]
-            if outside:
-                reason = f"{file.name}: labels for days outside the partitions ({', '.join(outside[:3])})"
-                quarantine(data, file.path, dataset.quarantine_prefix, reason)
-                context.log.warning("quarantined %s", reason)
+            if days is None:
                 continue
             waiting = _waiting_reason(days, unscored, today)
             if waiting:

@@ -1,8 +1,10 @@
-"""A throwaway project folder with a small labelled dataset and one day of batch files."""
+"""A throwaway project folder with a small labelled dataset and one day of batch files; the
+label sensor and labels job as the label tests drive them."""
 
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from fraud_assets.core.data.tables import write_table
@@ -10,6 +12,7 @@ from fraud_assets.definitions import build_definitions
 from fraud_assets.synthetic.generate import generate_transactions
 
 DAY = "2025-03-04"
+LABELS_DAY = "2025-03-06"  # reported two days after DAY
 # Enough frauds for every split of a small sample, so the graph runs in seconds.
 FRAUD_RATE = 0.01
 FAST_TRAINING = {"ops": {"fraud_model": {"config": {"n_estimators": 80, "early_stopping_rounds": 20}}}}
@@ -65,3 +68,35 @@ def check_results(result) -> dict[str, dg.AssetCheckEvaluation]:
 
 def materialized(result) -> set[str]:
     return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+@pytest.fixture
+def scored(project, instance, monkeypatch):
+    """DAY trained on and scored; predictions loaded."""
+    monkeypatch.setenv("FRAUD_LABEL_MATURITY_DAYS", "30")
+    assert run_pipeline(instance).success
+    predictions = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_morning.parquet")
+    return predictions
+
+
+def write_labels(project, name: str, rows: list[tuple]) -> None:
+    folder = project / "data" / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=["transaction_id", "transaction_date", "Class"])
+    frame.to_csv(folder / name, index=False)
+
+
+def sensor_requests(instance, cursor=None):
+    defs = build_definitions("local")
+    sensor = next(s for s in defs.sensors if s.name == "label_file_sensor")
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
+                                 repository_def=defs.get_repository_def()) as context:
+        result = sensor.evaluate_tick(context)
+    return result.run_requests, result.cursor
+
+
+def apply(instance, request):
+    job = build_definitions("local").resolve_job_def("labels_job")
+    return job.execute_in_process(
+        instance=instance, run_config=request.run_config, tags=request.tags, raise_on_error=False
+    )

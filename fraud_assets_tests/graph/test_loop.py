@@ -14,41 +14,7 @@ from fraud_assets.core.storage.locations import Location
 from fraud_assets.definitions import build_definitions
 from fraud_assets.defs.loop_sensors import serving_events
 
-from .conftest import DAY, run_pipeline
-
-LABELS_DAY = "2025-03-06"  # reported two days after DAY
-
-
-@pytest.fixture
-def scored(project, instance, monkeypatch):
-    """DAY trained on and scored; predictions loaded."""
-    monkeypatch.setenv("FRAUD_LABEL_MATURITY_DAYS", "30")
-    assert run_pipeline(instance).success
-    predictions = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_morning.parquet")
-    return predictions
-
-
-def write_labels(project, name: str, rows: list[tuple]) -> None:
-    folder = project / "data" / "labels"
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows, columns=["transaction_id", "transaction_date", "Class"])
-    frame.to_csv(folder / name, index=False)
-
-
-def sensor_requests(instance, cursor=None):
-    defs = build_definitions("local")
-    sensor = next(s for s in defs.sensors if s.name == "label_file_sensor")
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
-                                 repository_def=defs.get_repository_def()) as context:
-        result = sensor.evaluate_tick(context)
-    return result.run_requests, result.cursor
-
-
-def apply(instance, request):
-    job = build_definitions("local").resolve_job_def("labels_job")
-    return job.execute_in_process(
-        instance=instance, run_config=request.run_config, tags=request.tags, raise_on_error=False
-    )
+from .conftest import DAY, LABELS_DAY, apply, run_pipeline, sensor_requests, write_labels
 
 
 def test_label_file_applied_once_and_realised_figures_recomputed(project, instance, scored):

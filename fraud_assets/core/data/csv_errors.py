@@ -13,7 +13,7 @@ from fraud_assets.core.data.schema import LABEL, DataValidationError, validate_f
 from fraud_assets.core.storage.failures import open_guarded
 
 
-def _malformed_rows(fs, path: str, header: list[str]) -> str | None:
+def malformed_rows(fs, path: str, header: list[str]) -> str | None:
     """Rows whose field count differs from the header's, as a problem description."""
     bad = []
 
@@ -48,7 +48,7 @@ def _malformed_rows(fs, path: str, header: list[str]) -> str | None:
     )
 
 
-def _first_invalid_utf8(fs, path: str, header: list[str]) -> str | None:
+def first_invalid_utf8(fs, path: str, header: list[str]) -> str | None:
     """The first field holding bytes that are not UTF-8 (a Latin-1 ``é``, say), by data row
     and column: decoders report a byte offset into a buffer, which helps nobody."""
     with open_guarded(fs, path) as handle:
@@ -74,10 +74,10 @@ def locate_csv_error(
 
     # A ragged row made pandas raise ParserError (escaping as a non-validation error) or, when
     # short, was blamed on no column at all: report the row structure first.
-    not_utf8 = _first_invalid_utf8(fs, path, header)
+    not_utf8 = first_invalid_utf8(fs, path, header)
     if not_utf8 is not None:
         return DataValidationError(source, [not_utf8])
-    malformed = _malformed_rows(fs, path, header)
+    malformed = malformed_rows(fs, path, header)
     if malformed is not None:
         return DataValidationError(source, [malformed])
     problems: list[str] = []

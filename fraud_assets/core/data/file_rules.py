@@ -2,12 +2,13 @@
 
 One header rule (names parsed as CSV, surrounding spaces and a byte-order mark ignored, no
 duplicates) and one description of files that are not delimited text at all, so that a
-gzip archive is called compressed instead of "missing columns". A future reader of other
-tables (label files) takes the same rules from here.
+gzip archive is called compressed instead of "missing columns". Label files take the same rules
+from here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections import Counter
 from collections.abc import Iterator
@@ -105,8 +106,9 @@ def check_header(names: list[str], source: str, required: tuple[str, ...]) -> li
     return names
 
 
-def content_failures_refused(items: Iterator[_Item], source: str) -> Iterator[_Item]:
-    """``items``, with any failure that is not the storage's (see
+@contextlib.contextmanager
+def refusing_content_failures(source: str) -> Iterator[None]:
+    """Any failure in the block that is not the storage's (see
     :func:`~fraud_assets.core.storage.failures.failure_kind`) raised as a
     :class:`DataValidationError` naming the file.
 
@@ -115,7 +117,7 @@ def content_failures_refused(items: Iterator[_Item], source: str) -> Iterator[_I
     of ending in a traceback, or being retried as if storage had failed.
     """
     try:
-        yield from items
+        yield
     except DataValidationError:
         raise
     except Exception as error:
@@ -124,3 +126,9 @@ def content_failures_refused(items: Iterator[_Item], source: str) -> Iterator[_I
         raise DataValidationError(
             source, [f"unreadable file: {type(error).__name__}: {error}"]
         ) from error
+
+
+def content_failures_refused(items: Iterator[_Item], source: str) -> Iterator[_Item]:
+    """``items``, read under :func:`refusing_content_failures`."""
+    with refusing_content_failures(source):
+        yield from items

@@ -6,13 +6,16 @@ the transaction), with ``Class`` (1 = fraud, 0 = confirmed genuine; 1 when the c
 absent, as most feeds carry frauds only) and, when a day's ids are row numbers, the batch
 file's name in ``batch_file``.
 
-Label files are small (a day's reported cases), so they are read whole. Every problem is a
-:class:`~fraud_assets.core.data.schema.DataValidationError` naming the file, column and row.
+Label files are small (a day's reported cases), so they are read whole. They meet the rules of
+every transaction file (``file_rules.py``: header, UTF-8, what a file that is not CSV text
+is), and every problem is a :class:`~fraud_assets.core.data.schema.DataValidationError`
+naming the file, column and row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import posixpath
 import re
 from collections.abc import Iterable
@@ -21,8 +24,16 @@ from typing import TYPE_CHECKING
 
 import fsspec
 
+from fraud_assets.core.data.csv_errors import first_invalid_utf8, malformed_rows
+from fraud_assets.core.data.file_rules import (
+    HEAD_BYTES,
+    check_header,
+    csv_header,
+    refusing_content_failures,
+)
 from fraud_assets.core.data.schema import LABEL, DataValidationError
 from fraud_assets.core.data.tables import TABLE_SUFFIXES, table_format
+from fraud_assets.core.storage.failures import open_guarded
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +45,7 @@ REPORTED_ON = "reported_on"
 SOURCE_FILE = "label_file"
 FILE_ROW = "file_row"  # 1-based data row in its label file, for messages only
 REQUIRED_COLUMNS = (TRANSACTION_ID, TRANSACTION_DATE)
+INPUT_COLUMNS = (TRANSACTION_ID, TRANSACTION_DATE, LABEL, BATCH_FILE)
 # One row per labelled transaction, as transaction_labels stores a day.
 LABEL_COLUMNS = (TRANSACTION_DATE, BATCH_FILE, TRANSACTION_ID, LABEL, REPORTED_ON, SOURCE_FILE)
 
@@ -64,21 +76,21 @@ def batch_stem(name: str) -> str:
 
 def read_label_file(path: str, *, fs: fsspec.AbstractFileSystem, source: str | None = None) -> pd.DataFrame:
     """A validated label file as rows of :data:`LABEL_COLUMNS` (ids and dates as text,
-    ``batch_file`` reduced to its stem, empty when not given)."""
-    import pandas as pd
+    ``batch_file`` reduced to its stem, empty when not given).
 
+    Raises only :class:`DataValidationError` (the file's content: quarantine it) or the
+    storage's :class:`~fraud_assets.core.storage.failures.StorageError` (try again later).
+    """
     source = source or path
     reported = report_date(path)
     if reported is None:
         raise DataValidationError(source, ["file name does not start with its report date (YYYY-MM-DD)"])
-    frame = _read_raw(path, fs, source)
-    frame.columns = [str(c).strip().strip('"').strip() for c in frame.columns]
-    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
-    if duplicated:
-        raise DataValidationError(source, [f"duplicate column(s): {', '.join(duplicated)}"])
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataValidationError(source, [f"missing column(s): {', '.join(missing)}"])
+    with refusing_content_failures(source):
+        return _validated(_read_raw(path, fs, source), path, source, reported)
+
+
+def _validated(frame: pd.DataFrame, path: str, source: str, reported: str) -> pd.DataFrame:
+    import pandas as pd
 
     problems: list[str] = []
     ids = _text(frame[TRANSACTION_ID])
@@ -112,31 +124,75 @@ def read_label_file(path: str, *, fs: fsspec.AbstractFileSystem, source: str | N
 
 
 def _read_raw(path: str, fs, source: str) -> pd.DataFrame:
-    import pandas as pd
-    import pyarrow as pa
-
     try:
         fmt = table_format(path)
     except ValueError as error:
         raise DataValidationError(source, [str(error)]) from error
-    with fs.open(path, "rb") as handle:
-        try:
-            if fmt == "parquet":
-                return pd.read_parquet(handle)
-            # Text throughout: ids such as "000123" keep their zeros, and Class is checked
-            # by one rule below instead of by a parser's guesses. The header is read as a
-            # row: pandas would rename a repeated column name ("id.1") instead of refusing it.
-            raw = pd.read_csv(
-                handle, header=None, dtype=str, keep_default_na=False, skipinitialspace=True,
-                encoding="utf-8-sig",
-            )
-            frame = raw.iloc[1:].reset_index(drop=True)
-            frame.columns = list(raw.iloc[0])
-            return frame
-        except pd.errors.EmptyDataError as error:
-            raise DataValidationError(source, ["empty file (no header row)"]) from error
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, pa.ArrowInvalid) as error:
-            raise DataValidationError(source, [f"unreadable label file: {error}"]) from error
+    return _read_parquet(path, fs, source) if fmt == "parquet" else _read_csv(path, fs, source)
+
+
+def _read_csv(path: str, fs, source: str) -> pd.DataFrame:
+    """The file's cells as text under the header rule of every CSV file (file_rules.py)."""
+    import pandas as pd
+
+    # Label files are a day's reports: small enough to hold whole.
+    with open_guarded(fs, path) as handle:
+        content = handle.read()
+    header = check_header(csv_header(content[:HEAD_BYTES], source), source, REQUIRED_COLUMNS)
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        located = first_invalid_utf8(fs, path, header)
+        raise DataValidationError(source, [located or f"not UTF-8 text: {error}"]) from error
+    try:
+        # Text throughout: ids such as "000123" keep their zeros, and Class is checked by one
+        # rule below instead of by a parser's guesses. A short row's missing cells are NaN
+        # (present but empty cells are ""), which tells a ragged row from an empty value.
+        raw = pd.read_csv(
+            io.StringIO(text), header=None, skiprows=1, dtype=str, keep_default_na=False,
+            skipinitialspace=True,
+        )
+        ragged = raw.shape[1] != len(header) or bool(raw.isna().to_numpy().any())
+    except pd.errors.EmptyDataError:
+        raw, ragged = pd.DataFrame(columns=range(len(header)), dtype=object), False
+    except pd.errors.ParserError as error:
+        raw, ragged = None, error
+    if ragged is not False:
+        located = malformed_rows(fs, path, header)
+        raise DataValidationError(source, [located or f"unreadable CSV: {ragged}"])
+    raw.columns = header
+    return raw
+
+
+# Arrow types a label column may have: what its cells are read as text, numbers or dates from.
+def _readable_type(arrow_type) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return (
+        pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+        or pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+        or pa.types.is_boolean(arrow_type) or pa.types.is_date(arrow_type)
+        or pa.types.is_null(arrow_type)
+    )
+
+
+def _read_parquet(path: str, fs, source: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    with open_guarded(fs, path) as handle:
+        parquet = pq.ParquetFile(handle)
+        schema = parquet.schema_arrow
+        names = check_header(list(schema.names), source, REQUIRED_COLUMNS)
+        used = [c for c in INPUT_COLUMNS if c in names]
+        wrong = [
+            f"column '{c}': Parquet type {schema.field(c).type} is not text, a number or a date"
+            for c in used if not _readable_type(schema.field(c).type)
+        ]
+        if wrong:
+            raise DataValidationError(source, wrong)
+        return parquet.read(columns=used).to_pandas()
 
 
 def _text(column: pd.Series) -> pd.Series:
