@@ -37,21 +37,27 @@ def bootstrap(kms_key_id: str | None) -> None:
     """
     names, client = _buckets_and_client()
     region = client.meta.region_name
+    dr_region = settings.dr_region()
+    # Settings are checked before any bucket changes, so a mistake leaves nothing half done.
+    replication = _replication_plan(region, dr_region, kms_key_id) if dr_region else None
     for plan in plan_buckets(names["data"], names["models"], names["predictions"], names["backups"]):
         changes = bootstrap_bucket(client, plan, region=region, kms_key_id=kms_key_id)
         _report(plan.name, changes)
-    dr_region = settings.dr_region()
-    if dr_region:
-        _bootstrap_replication(client, names, region, dr_region, kms_key_id)
+    if replication:
+        replicas, dr_kms_key_id, targets = replication
+        dr_client = settings.dr_s3_client(dr_region)
+        for role, replica in replicas.items():
+            _report(replica, bootstrap_bucket(dr_client, replica_plan(replica), region=dr_region,
+                                              kms_key_id=dr_kms_key_id))
+            _report(names[role], ensure_replication(client, names[role], targets[role]))
 
 
 def _report(bucket: str, changes: list[str]) -> None:
     click.echo(f"{bucket}: {', '.join(changes) if changes else 'up to date'}")
 
 
-def _bootstrap_replication(client, names: dict, region: str | None, dr_region: str,
-                           kms_key_id: str | None) -> None:
-    """Replica buckets in the DR region, and replication of models and backups to them."""
+def _replication_plan(region: str | None, dr_region: str, kms_key_id: str | None):
+    """(replica names, the DR region's KMS key, replication target by role), or an error."""
     role_arn = settings.replication_role_arn()
     dr_kms_key_id = settings.dr_kms_key_id()
     if dr_region == region:
@@ -59,7 +65,7 @@ def _bootstrap_replication(client, names: dict, region: str | None, dr_region: s
     if not role_arn:
         raise click.ClickException(
             "FRAUD_DR_REGION is set but FRAUD_REPLICATION_ROLE_ARN is not: create the role "
-            "from deployment/iam-replication-*.json first (docs/deployment.md, phase 7)"
+            "from deployment/iam-replication-*.json first (docs/deployment.md, phase 1.3)"
         )
     if kms_key_id and not dr_kms_key_id:
         raise click.ClickException(
@@ -70,12 +76,11 @@ def _bootstrap_replication(client, names: dict, region: str | None, dr_region: s
         replicas = settings.replica_bucket_names(dr_region)
     except ReplicationSetupError as error:
         raise click.ClickException(str(error)) from error
-    dr_client = settings.dr_s3_client(dr_region)
-    for role, replica in replicas.items():
-        _report(replica, bootstrap_bucket(dr_client, replica_plan(replica), region=dr_region,
-                                          kms_key_id=dr_kms_key_id))
-        target = ReplicationTarget(replica, dr_region, role_arn, dr_kms_key_id if kms_key_id else None)
-        _report(names[role], ensure_replication(client, names[role], target))
+    targets = {
+        role: ReplicationTarget(replica, dr_region, role_arn, dr_kms_key_id if kms_key_id else None)
+        for role, replica in replicas.items()
+    }
+    return replicas, dr_kms_key_id, targets
 
 
 @s3_group.command("upload")

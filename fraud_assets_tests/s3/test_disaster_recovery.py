@@ -145,7 +145,8 @@ def test_bootstrap_with_a_dr_region_needs_the_replication_role(regions, names, m
     monkeypatch.delenv("FRAUD_REPLICATION_ROLE_ARN")
     assert fraud("s3", "bootstrap") == 1
     assert "FRAUD_REPLICATION_ROLE_ARN" in capsys.readouterr().err
-    assert not bucket_names(regions.dr_s3)
+    # Refused before anything changed, in either region.
+    assert not bucket_names(regions.dr_s3) and not bucket_names(regions.primary_s3)
 
 
 def _primary_with_a_production_model(trained_model) -> str:
@@ -260,3 +261,18 @@ def test_a_replica_name_past_the_s3_limit_must_be_given(monkeypatch, capsys):
     assert "FRAUD_MODELS_REPLICA_BUCKET" in capsys.readouterr().err
     monkeypatch.setenv("FRAUD_MODELS_REPLICA_BUCKET", "models-sydney")
     assert settings.replica_bucket_names("ap-southeast-2")["models"] == "models-sydney"
+
+
+def test_kms_encrypted_buckets_replicate_with_a_key_of_the_dr_region(regions, names, monkeypatch, capsys):
+    monkeypatch.setenv("FRAUD_KMS_KEY_ID", "arn:aws:kms:us-east-1:123456789012:key/primary")
+    assert fraud("s3", "bootstrap") == 1
+    assert "FRAUD_DR_KMS_KEY_ID" in capsys.readouterr().err
+    dr_key = "arn:aws:kms:eu-west-1:123456789012:key/replica"
+    monkeypatch.setenv("FRAUD_DR_KMS_KEY_ID", dr_key)
+    assert fraud("s3", "bootstrap") == 0
+    rule = regions.dr_s3.get_bucket_encryption(Bucket=names["models_replica"])[
+        "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    assert rule == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": dr_key}
+    (replication,) = regions.primary_s3.get_bucket_replication(Bucket=names["models"])[
+        "ReplicationConfiguration"]["Rules"]
+    assert replication["Destination"]["EncryptionConfiguration"] == {"ReplicaKmsKeyID": dr_key}
