@@ -43,6 +43,20 @@ def fraud_env() -> str:
     return env
 
 
+EXECUTORS = ("in_process", "multiprocess", "ecs")
+
+
+def executor_kind(env: str | None = None) -> str:
+    """How a run executes its steps: ``FRAUD_EXECUTOR``, else one process locally and a
+    process per step in production. ``ecs``: a task per step (needs the ECS run launcher)."""
+    value = (os.environ.get("FRAUD_EXECUTOR") or "").strip().lower()
+    if not value:
+        return "multiprocess" if (env or fraud_env()) == "production" else "in_process"
+    if value not in EXECUTORS:
+        raise ValueError(f"FRAUD_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {value!r}")
+    return value
+
+
 def local_root() -> Path:
     return Path(os.environ.get("FRAUD_LOCAL_DIR") or Path.cwd()).resolve()
 
