@@ -39,22 +39,33 @@ def build_resources(env: str) -> dict:
     }
 
 
-def build_definitions(env: str | None = None) -> dg.Definitions:
-    env = env or settings.fraud_env()
-    production = env == "production"
-    # Locally every step runs in one process: starting a Python process per step costs more
-    # than most steps. Production keeps a process per step, forked from a server that has
-    # already imported this code location, so isolation does not cost an import per step.
-    executor = (
-        dg.multiprocess_executor.configured(
+def build_executor(kind: str) -> dg.ExecutorDefinition:
+    if kind == "ecs":
+        # Each step in its own ECS task, sized like the run's task unless an op's ecs/cpu and
+        # ecs/memory tags say otherwise: worth it when one step (training) needs far more than
+        # the others, at the price of a task start (tens of seconds) per step. Only under the
+        # ECS run launcher, which it checks when a run starts.
+        from dagster_aws.ecs import ecs_executor
+
+        return ecs_executor.configured({"max_concurrent": 2})
+    if kind == "multiprocess":
+        # A process per step, forked from a server that has already imported this code
+        # location, so isolation does not cost an import per step.
+        return dg.multiprocess_executor.configured(
             {
                 "max_concurrent": 2,
                 "start_method": {"forkserver": {"preload_modules": ["fraud_assets.definitions"]}},
             }
         )
-        if production
-        else dg.in_process_executor
-    )
+    # Locally every step runs in one process: starting a Python process per step costs more
+    # than most steps.
+    return dg.in_process_executor
+
+
+def build_definitions(env: str | None = None) -> dg.Definitions:
+    env = env or settings.fraud_env()
+    production = env == "production"
+    executor = build_executor(settings.executor_kind(env))
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingestion, training, scoring, monitoring, outcomes, challenger]),
         asset_checks=dg.load_asset_checks_from_modules([checks]),

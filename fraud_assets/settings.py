@@ -43,6 +43,20 @@ def fraud_env() -> str:
     return env
 
 
+EXECUTORS = ("in_process", "multiprocess", "ecs")
+
+
+def executor_kind(env: str | None = None) -> str:
+    """How a run executes its steps: ``FRAUD_EXECUTOR``, else one process locally and a
+    process per step in production. ``ecs``: a task per step (needs the ECS run launcher)."""
+    value = (os.environ.get("FRAUD_EXECUTOR") or "").strip().lower()
+    if not value:
+        return "multiprocess" if (env or fraud_env()) == "production" else "in_process"
+    if value not in EXECUTORS:
+        raise ValueError(f"FRAUD_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {value!r}")
+    return value
+
+
 def local_root() -> Path:
     return Path(os.environ.get("FRAUD_LOCAL_DIR") or Path.cwd()).resolve()
 
@@ -68,6 +82,45 @@ def s3_client():
     import boto3
 
     return boto3.client("s3", endpoint_url=s3_endpoint_url(), region_name=aws_region())
+
+
+# Disaster recovery: the models and backups buckets are replicated to a second region.
+_REPLICATED_ROLES = (("models", "FRAUD_MODELS_REPLICA_BUCKET"), ("backups", "FRAUD_BACKUP_REPLICA_BUCKET"))
+
+
+def dr_region() -> str | None:
+    return os.environ.get("FRAUD_DR_REGION") or None
+
+
+def dr_s3_endpoint_url() -> str | None:
+    return os.environ.get("FRAUD_DR_S3_ENDPOINT_URL") or None
+
+
+def dr_kms_key_id() -> str | None:
+    """A KMS key lives in one region: the replicas need their own."""
+    return os.environ.get("FRAUD_DR_KMS_KEY_ID") or None
+
+
+def replication_role_arn() -> str | None:
+    return os.environ.get("FRAUD_REPLICATION_ROLE_ARN") or None
+
+
+def replica_bucket_names(region: str) -> dict[str, str]:
+    """Replica bucket by role: ``FRAUD_*_REPLICA_BUCKET``, else the primary name plus the
+    region (``card-fraud-prod-models-eu-west-1``), so one look at a name tells its region."""
+    from fraud_assets.core.storage.replication import replica_bucket_name
+
+    primary = bucket_names()
+    return {
+        role: os.environ.get(variable) or replica_bucket_name(primary[role], region)
+        for role, variable in _REPLICATED_ROLES
+    }
+
+
+def dr_s3_client(region: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=dr_s3_endpoint_url(), region_name=region)
 
 
 def env_float(name: str, default: float) -> float:

@@ -22,7 +22,7 @@ GUIDE_CHECKLIST = [
     "CloudWatch logs configured for audit trail",
     "Regular security updates applied",
 ]
-FRAUD_COMMANDS = {"s3 bootstrap", "model backup", "model restore", "model promote"}
+FRAUD_COMMANDS = {"s3 bootstrap", "s3 failover", "model backup", "model restore", "model promote"}
 
 
 def test_every_deployment_file_is_documented() -> None:

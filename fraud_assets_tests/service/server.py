@@ -21,15 +21,18 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """Starts ``fraud serve`` with ``FRAUD_LOCAL_DIR=root`` (registry in ``root/models``)."""
+    """Starts ``fraud serve`` with ``FRAUD_LOCAL_DIR=root`` (registry in ``root/models``,
+    unless ``env`` says otherwise)."""
 
-    def __init__(self, root: Path, *, reload_interval: float = 0.5, extra_args: tuple = ()):
+    def __init__(self, root: Path, *, reload_interval: float = 0.5, extra_args: tuple = (),
+                 env: dict[str, str] | None = None):
         self.root, self.port = Path(root), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.root / f"serve-{self.port}.log"
         command = [str(FRAUD), "serve", "--port", str(self.port),
                    "--reload-interval", str(reload_interval), *extra_args]
-        env = {**os.environ, "FRAUD_ENV": "local", "FRAUD_LOCAL_DIR": str(self.root)}
+        # `env` overrides the local defaults (a production registry on S3, for instance).
+        env = {**os.environ, "FRAUD_ENV": "local", "FRAUD_LOCAL_DIR": str(self.root), **(env or {})}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 

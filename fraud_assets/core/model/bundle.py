@@ -13,6 +13,7 @@ to import, is loaded only for that check and for approximate contributions.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -137,20 +138,20 @@ class FraudModel:
 
     def save(self, fs: fsspec.AbstractFileSystem, directory: str) -> None:
         """Write the bundle; the manifest goes last, so a folder without one is incomplete."""
-        write_bytes_atomic(fs, posixpath.join(directory, MODEL_FILE), self.booster_bytes)
-        write_bytes_atomic(
-            fs, posixpath.join(directory, PREPROCESSING_FILE), self.preprocessor.to_json().encode()
-        )
-        files = [MODEL_FILE, PREPROCESSING_FILE]
+        contents = {MODEL_FILE: self.booster_bytes, PREPROCESSING_FILE: self.preprocessor.to_json().encode()}
         if self.manifest.get("pr_curve_test"):
-            write_bytes_atomic(fs, posixpath.join(directory, PR_CURVE_FILE), self._pr_curve_svg().encode())
-            files.append(PR_CURVE_FILE)
+            contents[PR_CURVE_FILE] = self._pr_curve_svg().encode()
+        for name, data in contents.items():
+            write_bytes_atomic(fs, posixpath.join(directory, name), data)
         manifest = {
             **self.manifest,
             "version": self.version,
             "threshold": self.threshold,
             "log_odds_correction": self.log_odds_correction,
-            "files": files,
+            "files": list(contents),
+            # A copy made elsewhere (a backup, a replica in another region) is checked
+            # against these before it serves.
+            "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
         }
         write_json_atomic(fs, posixpath.join(directory, MANIFEST_FILE), manifest)
 
