@@ -55,7 +55,7 @@ DEMO_SETTINGS = {
 
 
 def local_instance(root: Path):
-    """The persistent local instance that `dagster dev` (run from ``root``) also reads."""
+    """The persistent local instance that `dg dev` (run from ``root``) also reads."""
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
@@ -109,4 +109,5 @@ def demo_command(rows, batch_rows, days, drift, seed):
         click.echo(line)
     registry = storage.registry()
     click.echo(f"production   {registry.production_version()}")
-    click.echo(f"took {time.perf_counter() - started:.1f}s; browse it with: dagster dev")
+    click.echo(f"took {time.perf_counter() - started:.1f}s; browse it with: "
+               'DAGSTER_HOME="$PWD" .venv/bin/dg dev')

@@ -89,7 +89,7 @@ def _run(job, instance, *, check: bool = True, **kwargs):
     result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=kwargs.pop(
         "run_config", {}) | QUIET, **kwargs)
     if check and not result.success:
-        raise click.ClickException(f"{job.name} failed ({kwargs}); see `dagster dev` for its logs")
+        raise click.ClickException(f"{job.name} failed ({kwargs}); see `dg dev` for its logs")
     return result
 
 

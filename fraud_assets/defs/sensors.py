@@ -22,7 +22,7 @@ from fraud_assets.core.data.tables import is_table_file
 from fraud_assets.core.storage.locations import Location
 from fraud_assets.defs.batches import batch_date, quarantine
 from fraud_assets.defs.jobs import scoring_job
-from fraud_assets.defs.partitions import daily_partitions
+from fraud_assets.defs.partitions import MAX_DAYS_EARLY, daily_partitions, is_early_day
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
 
 MAX_FILES_PER_TICK = 200
@@ -85,7 +85,10 @@ def _rejection(file: IncomingFile) -> str | None:
     if date is None:
         return "file name does not start with its date (YYYY-MM-DD)"
     if not daily_partitions.has_partition_key(date):
-        return f"date {date} is outside the scoring partitions"
+        return (
+            f"date {date} is outside the scoring partitions (before the first day, or more "
+            f"than {MAX_DAYS_EARLY} days after today)"
+        )
     return None
 
 
@@ -104,6 +107,15 @@ def build_incoming_sensor(*, running: bool) -> dg.SensorDefinition:
         data = storage.data()
         requesting_ticks, requested = read_cursor(context.cursor)
         files = list_incoming(data, dataset.incoming_prefix)
+        # Left out of the selection, not only of the runs: an early file is neither requested
+        # nor kept in the cursor, so it is looked at again each tick until its day exists.
+        early = [f for f in files if is_table_file(f.name) and is_early_day(batch_date(f.name) or "")]
+        if early:
+            context.log.info(
+                "%d file(s) dated after today wait for their partition: %s",
+                len(early), ", ".join(f.name for f in early[:3]),
+            )
+            files = [f for f in files if f not in early]
         new, cursor = select_new_files(files, requested, MAX_FILES_PER_TICK)
 
         by_day: dict[str, list[IncomingFile]] = {}

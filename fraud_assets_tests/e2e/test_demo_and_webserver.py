@@ -1,6 +1,7 @@
 """The README's promise, end to end: `fraud demo` in a fresh project folder, run twice, then
-the Dagster webserver started from that folder shows the code location and the demo's run,
-read back through its GraphQL API."""
+the README's UI command (`dg dev`) started from that folder shows the code location and the
+demo's runs, read back through its GraphQL API, with no warning that a command is superseded
+and no temporary instance; the webserver on `workspace.yaml` shows the same."""
 
 import os
 import shutil
@@ -62,15 +63,32 @@ def test_demo_runs_twice_and_the_webserver_shows_it(project):
     # Nothing scored or applied twice.
     assert "scored 0 batch file(s), shadow-scored 0 day(s), applied 0 label file(s), trained 0" in second.stdout
 
+    # A checkout's project folder: the package beside pyproject.toml's [tool.dg].
+    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    (project / "fraud_assets").symlink_to(REPO / "fraud_assets", target_is_directory=True)
+    readme_ui = serve(project, [str(BIN / "dg"), "dev"], {**env, "DAGSTER_HOME": str(project)})
+    for warning in ("superseded", "deprecated", "temporary directory", "will not be used"):
+        assert warning not in readme_ui.lower(), readme_ui
+    serve(project, [str(BIN / "dagster-webserver"), "-w", "workspace.yaml"], env)
+    # Nothing a checkout would commit: what the instance writes is ignored by git.
+    checkout = {"dagster.yaml", "workspace.yaml", "pyproject.toml", "fraud_assets"}
+    leftovers = {p.name + ("/" if p.is_dir() else "") for p in project.iterdir() if p.name not in checkout}
+    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", *sorted(leftovers)],
+                             capture_output=True, text=True).stdout.split()
+    assert set(ignored) == leftovers
+
+
+def serve(project: Path, command: list[str], env: dict) -> str:
+    """Start the UI on a free port, check what it shows, stop it; its output."""
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while True:
             try:
                 if requests.get(f"{url}/server_info", timeout=2).ok:
@@ -96,5 +114,11 @@ def test_demo_runs_twice_and_the_webserver_shows_it(project):
                 "challenger_model", "daily_predictions", "transaction_labels", "realized_performance",
                 "challenger_evaluation"} <= materialized
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        # Ctrl-C, as a user stops it: dg dev then stops the webserver and daemon it started.
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            output, _ = server.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            output, _ = server.communicate()
+    return output
