@@ -8,6 +8,7 @@ import os
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
+from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.data import profile
 from fraud_assets.core.data.schema import feature_matrix
 from fraud_assets.core.data.tables import iter_transaction_chunks, read_transactions, write_table
@@ -31,10 +32,13 @@ def generate_command(n_samples, output, seed, start_day, n_days, no_labels, drif
     from fraud_assets.synthetic.generate import generate_transactions  # pandas: not for `fraud --help`
 
     output_table(output)
-    frame = generate_transactions(
-        n_samples, seed=seed, start_day=start_day, n_days=n_days, labels=not no_labels, drift=drift
-    )
-    write_table(frame, os.path.abspath(output))
+    with Progress(f"generating {n_samples:,} transactions", total=n_samples) as progress:
+        frame = generate_transactions(
+            n_samples, seed=seed, start_day=start_day, n_days=n_days, labels=not no_labels, drift=drift
+        )
+        progress.update(len(frame))  # drawn at once, in one piece: nothing to count meanwhile
+    with Progress(f"writing {output}", total=len(frame)) as progress:
+        write_table(frame, os.path.abspath(output), on_rows=progress.add)
     frauds = int(frame["Class"].sum()) if "Class" in frame else None
     click.echo(f"wrote {len(frame)} rows to {output}" + (f" ({frauds} frauds)" if frauds is not None else ""))
 
@@ -59,7 +63,9 @@ def drift_command(reference, current, output, model_dir, chart, fail_on):
     input_table(reference, "--reference")
     input_table(current, "--current")
     model = load_model_dir(model_dir) if model_dir else None
-    reference_frame = read_transactions(os.path.abspath(reference), require_label=False, source=reference)
+    with Progress(f"reading {reference}", total=known_rows(reference)) as progress:
+        reference_frame = read_transactions(os.path.abspath(reference), require_label=False,
+                                            source=reference, on_rows=progress.add)
     columns = {name: reference_frame[name].to_numpy() for name in profile.DRIFT_FEATURES}
     if model is not None:
         columns[profile.SCORE] = model.predict_proba(
@@ -67,13 +73,15 @@ def drift_command(reference, current, output, model_dir, chart, fail_on):
         )
     accumulator = drift.DriftAccumulator(profile.build_reference(columns))
     del reference_frame, columns
-    for chunk in iter_transaction_chunks(os.path.abspath(current), source=current):
-        values = {name: chunk[name].to_numpy() for name in profile.DRIFT_FEATURES}
-        if model is not None:
-            values[profile.SCORE] = model.predict_proba(
-                feature_matrix(chunk)
-            )
-        accumulator.add(values)
+    with Progress(f"comparing {current}", total=known_rows(current)) as progress:
+        chunks = iter_transaction_chunks(os.path.abspath(current), source=current, on_rows=progress.add)
+        for chunk in chunks:
+            values = {name: chunk[name].to_numpy() for name in profile.DRIFT_FEATURES}
+            if model is not None:
+                values[profile.SCORE] = model.predict_proba(
+                    feature_matrix(chunk)
+                )
+            accumulator.add(values)
     report = accumulator.report(importance=model.manifest.get("feature_importance") if model else None)
     if chart:
         svg = pictures.drift_svg(report["features"], report["thresholds"]["psi_moderate"],

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 import click
 
+from fraud_assets.cli.progress import configure_logging
 from fraud_assets.core.data.schema import DataValidationError
 
 # Each command's module is imported only when that command runs. Training and the demo need
@@ -40,13 +40,13 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
-def cli(verbose: bool) -> None:
-    """Card-fraud detection: generate data, train, score, watch drift."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+@click.option("-v", "--verbose", count=True,
+              help="Log what the work does to stderr; -vv also each chunk and boosting round.")
+def cli(verbose: int) -> None:
+    """Card-fraud detection: generate data, train, score, watch drift.
+
+    Long work shows its progress on stderr when stderr is a terminal."""
+    configure_logging(verbose)
 
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
+from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.scoring import score_file
@@ -37,7 +38,9 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
             # Not JSON, or an unknown kind: a usage error (exit 2), not a traceback.
             raise click.BadParameter(f"{preprocessing}: {error}", param_hint="--preprocessing") from error
     output = os.path.abspath(output_path)
-    stats = score_file(model, os.path.abspath(input_path), output, chunk_rows=chunk_rows, source=input_path)
+    with Progress(f"scoring {input_path}", total=known_rows(input_path)) as progress:
+        stats = score_file(model, os.path.abspath(input_path), output, chunk_rows=chunk_rows,
+                           source=input_path, on_rows=progress.add)
     stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
     write_json_atomic(LOCAL_FS, stats_path, {**stats.to_dict(), "input": input_path, "output": output_path})
     click.echo(json.dumps(stats.to_dict()))

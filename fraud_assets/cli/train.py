@@ -7,6 +7,7 @@ import os
 import click
 
 from fraud_assets.cli.paths import LOCAL_FS, input_table
+from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.model.threshold import STRATEGIES, ThresholdPolicy  # numpy only
 
 # What --optimize-threshold can tune; without it the threshold is fixed at 0.5.
@@ -39,16 +40,19 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     from fraud_assets.core.storage.locations import write_json_atomic
 
     input_table(data_path, "--data")
-    frame = read_transactions(os.path.abspath(data_path), source=data_path)
+    with Progress(f"reading {data_path}", total=known_rows(data_path)) as progress:
+        frame = read_transactions(os.path.abspath(data_path), source=data_path, on_rows=progress.add)
     splits = split_transactions(frame, strategy=split_strategy, seed=seed)
     require_both_classes(splits, data_path)
     if optimize_threshold:
         policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
     else:
         policy = ThresholdPolicy("fixed", threshold=0.5)
-    model = train_fraud_model(
-        splits, fit_preprocessor(splits.train), TrainingConfig(seed=seed, threshold=policy)
-    )
+    with Progress("training", unit="boosting round") as progress:
+        model = train_fraud_model(
+            splits, fit_preprocessor(splits.train), TrainingConfig(seed=seed, threshold=policy),
+            on_round=progress.rounds,
+        )
     directory = os.path.abspath(output_dir)
     model.save(LOCAL_FS, directory)
     write_json_atomic(LOCAL_FS, os.path.join(directory, "metrics.json"), model.metrics)

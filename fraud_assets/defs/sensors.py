@@ -22,7 +22,7 @@ from fraud_assets.core.data.tables import is_table_file
 from fraud_assets.core.storage.locations import Location
 from fraud_assets.defs.batches import batch_date, quarantine
 from fraud_assets.defs.jobs import scoring_job
-from fraud_assets.defs.partitions import MAX_DAYS_EARLY, daily_partitions, is_early_day
+from fraud_assets.defs.partitions import MAX_DAYS_EARLY, PARTITIONS_START, daily_partitions, is_early_day
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
 
 MAX_FILES_PER_TICK = 200
@@ -86,8 +86,8 @@ def _rejection(file: IncomingFile) -> str | None:
         return "file name does not start with its date (YYYY-MM-DD)"
     if not daily_partitions.has_partition_key(date):
         return (
-            f"date {date} is outside the scoring partitions (before the first day, or more "
-            f"than {MAX_DAYS_EARLY} days after today)"
+            f"date {date} is not a day of the scoring partitions (from {PARTITIONS_START} to "
+            f"{MAX_DAYS_EARLY} days after today)"
         )
     return None
 

@@ -378,27 +378,24 @@ def test_write_table_writes_mixed_text_and_numbers_as_they_are(tmp_path, small_f
         read_transactions(str(path))
 
 
-# The writer behind each format, and how to call it on the first rows only.
-_WRITERS = {
-    "out.csv": (tables.pa_csv, "write_csv", lambda table, n: table.slice(0, n)),
-    "out.parquet": (pd.DataFrame, "to_parquet", lambda frame, n: frame.head(n)),
-}
+def _fail_after_first_rows(monkeypatch, error: Exception):
+    """An ``on_rows`` that fails once the first few rows have reached the temporary file."""
+    monkeypatch.setattr(tables, "WRITE_ROWS", 3)
+    monkeypatch.setattr(tables, "PARQUET_ROW_GROUP_ROWS", 3)
+
+    def on_rows(rows: int) -> None:
+        raise error
+
+    return on_rows
 
 
-@pytest.mark.parametrize("name", sorted(_WRITERS))
+@pytest.mark.parametrize("name", ["out.csv", "out.parquet"])
 def test_write_table_failure_leaves_no_target_and_no_temporary(
     tmp_path, small_frame, monkeypatch, name
 ):
-    owner, method, first_rows = _WRITERS[name]
-    real = getattr(owner, method)
-
-    def half_then_fail(data, handle, *args, **kwargs):
-        real(first_rows(data, 3), handle, *args, **kwargs)  # some bytes reach the temp file
-        raise OSError("disk full")
-
-    monkeypatch.setattr(owner, method, half_then_fail)
+    on_rows = _fail_after_first_rows(monkeypatch, OSError("disk full"))
     with pytest.raises(OSError, match="disk full"):
-        write_table(small_frame, str(tmp_path / name))
+        write_table(small_frame, str(tmp_path / name), on_rows=on_rows)
     assert _files(tmp_path) == []
 
 
@@ -407,13 +404,9 @@ def test_write_table_failure_keeps_the_previous_file(tmp_path, small_frame, monk
     write_table(small_frame, str(path))
     before = path.read_bytes()
 
-    def fail(table, handle, *args, **kwargs):
-        handle.write(b"partial")
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(tables.pa_csv, "write_csv", fail)
+    on_rows = _fail_after_first_rows(monkeypatch, RuntimeError("killed"))
     with pytest.raises(RuntimeError):
-        write_table(small_frame.head(1), str(path))
+        write_table(small_frame.head(10), str(path), on_rows=on_rows)
     assert path.read_bytes() == before
     assert _files(tmp_path) == ["out.csv"]
 

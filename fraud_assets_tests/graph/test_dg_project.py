@@ -31,6 +31,16 @@ def test_dg_check_defs_loads_the_code_location(wiring, tmp_path):
     assert "suppress this warning" not in output, output
 
 
+def test_dg_check_defs_fails_on_a_code_location_that_does_not_load(tmp_path):
+    result = subprocess.run(
+        [str(BIN / "dg"), "check", "defs"],
+        cwd=REPO, env=_env(FRAUD_ENV="staging", FRAUD_LOCAL_DIR=str(tmp_path)),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "FRAUD_ENV must be 'local' or 'production'" in result.stdout + result.stderr
+
+
 def test_workspace_file_loads_the_same_code_location(tmp_path):
     # The temporary instance lands in the working directory: a copy keeps the checkout clean.
     (tmp_path / "workspace.yaml").write_text((REPO / "workspace.yaml").read_text())

@@ -32,7 +32,8 @@ def test_a_batch_dated_tomorrow_waits_and_one_far_ahead_is_quarantined(project, 
     assert [r.partition_key for r in first.run_requests] == ["2025-03-04"]
     assert (incoming / f"{tomorrow}_ahead.csv").exists()
     assert not (quarantine / f"{tomorrow}_ahead.csv").exists()
-    assert (quarantine / f"{far}_misdated.csv").exists()
+    reason = (quarantine / f"{far}_misdated.csv.reason.json").read_text()
+    assert f"{MAX_DAYS_EARLY} days after today" in reason
 
     # Still waiting on the next tick, and not remembered as requested: once its partition
     # exists, the same tick logic asks for it.

@@ -13,8 +13,9 @@ goes from Arrow to numpy and never needs it, and importing it costs about a seco
 from __future__ import annotations
 
 import itertools
+import logging
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,12 @@ from fraud_assets.core.storage.locations import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Called with the number of rows just read or written, chunk by chunk: how long work reports
+# its progress (the `fraud` command draws it on a terminal) without the core knowing who asks.
+OnRows = Callable[[int], None]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 # Rows scored (and held as float32) at a time. Small chunks keep memory low and shorten the
@@ -107,13 +114,16 @@ def read_transactions(
     fs: fsspec.AbstractFileSystem | None = None,
     require_label: bool = True,
     source: str | None = None,
+    on_rows: OnRows | None = None,
 ) -> pd.DataFrame:
     """Read and validate a whole table; columns beyond the schema are kept as they are."""
     import pandas as pd
 
     fs = fs or local_fs()
     source = source or path
-    chunks = list(iter_transaction_chunks(path, fs=fs, require_label=require_label, source=source))
+    chunks = list(
+        iter_transaction_chunks(path, fs=fs, require_label=require_label, source=source, on_rows=on_rows)
+    )
     frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     return frame
 
@@ -137,17 +147,18 @@ def iter_transaction_chunks(
     require_label: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     source: str | None = None,
+    on_rows: OnRows | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield validated chunks of ``chunk_rows`` rows (the last may be shorter) in file order;
-    raise on the first bad chunk."""
+    raise on the first bad chunk. ``on_rows`` hears of each chunk once it is valid."""
     fs = fs or local_fs()
     source = source or path
     return content_failures_refused(
-        _validated_chunks(fs, path, source, require_label, chunk_rows), source
+        _validated_chunks(fs, path, source, require_label, chunk_rows, on_rows), source
     )
 
 
-def _validated_chunks(fs, path, source, require_label, chunk_rows) -> Iterator[pd.DataFrame]:
+def _validated_chunks(fs, path, source, require_label, chunk_rows, on_rows) -> Iterator[pd.DataFrame]:
     columns = LABELLED_COLUMNS if require_label else FEATURE_COLUMNS
     header = checked_header(fs, path, source, columns)
 
@@ -155,10 +166,14 @@ def _validated_chunks(fs, path, source, require_label, chunk_rows) -> Iterator[p
     for slabs in iter_chunks(iter_blocks(fs, path, source, header, chunk_rows), chunk_rows):
         frame = pa.concat_tables(list(slabs)).to_pandas()
         validate_frame(frame, source, require_label=require_label, row_offset=offset)
+        log.debug("%s: rows %d to %d read and valid", source, offset + 1, offset + len(frame))
         offset += len(frame)
+        if on_rows is not None:
+            on_rows(len(frame))
         yield frame
     if offset == 0:
         raise DataValidationError(source, ["no data rows"])
+    log.info("%s: read %d rows", source, offset)
 
 
 def checked_header(fs, path: str, source: str, columns: tuple[str, ...]) -> list[str]:
@@ -258,8 +273,18 @@ def iter_chunks(blocks: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[I
         yield map(itemgetter(1), slabs)
 
 
+# Rows written at a time by write_table: the granularity of its progress. Parquet row groups
+# keep Arrow's default size (a row group per call would shrink them).
+WRITE_ROWS = 65_536
+PARQUET_ROW_GROUP_ROWS = 1 << 20
+
+
 def write_table(
-    frame: pd.DataFrame, path: str, *, fs: fsspec.AbstractFileSystem | None = None
+    frame: pd.DataFrame,
+    path: str,
+    *,
+    fs: fsspec.AbstractFileSystem | None = None,
+    on_rows: OnRows | None = None,
 ) -> None:
     """Write ``frame`` as CSV or Parquet (by extension), atomically.
 
@@ -269,22 +294,38 @@ def write_table(
     """
     fs = fs or local_fs()
     fmt = table_format(path)
+    report = on_rows or (lambda rows: None)
     with atomic_path(fs, path) as temporary:
         with fs.open(temporary, "wb") as handle:
             if fmt == "parquet":
-                frame.to_parquet(handle, index=False, write_page_checksum=True)
+                _write_parquet(frame, handle, report)
             else:
-                _write_csv(frame, handle)
+                _write_csv(frame, handle, report)
+    log.info("wrote %d rows to %s", len(frame), path)
 
 
-def _write_csv(frame: pd.DataFrame, handle) -> None:
+def _write_parquet(frame: pd.DataFrame, handle, on_rows: OnRows) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pq.ParquetWriter(handle, table.schema, write_page_checksum=True) as writer:
+        for start in range(0, table.num_rows, PARQUET_ROW_GROUP_ROWS):
+            part = table.slice(start, PARQUET_ROW_GROUP_ROWS)
+            writer.write_table(part, row_group_size=PARQUET_ROW_GROUP_ROWS)
+            on_rows(part.num_rows)
+
+
+def _write_csv(frame: pd.DataFrame, handle, on_rows: OnRows) -> None:
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # A column Arrow cannot type (text among numbers, say): pandas writes it as it is.
         frame.to_csv(handle, index=False)
+        on_rows(len(frame))
         return
-    pa_csv.write_csv(table, handle)
+    with pa_csv.CSVWriter(handle, table.schema) as writer:
+        for start in range(0, table.num_rows, WRITE_ROWS):
+            part = table.slice(start, WRITE_ROWS)
+            writer.write_table(part)
+            on_rows(part.num_rows)
 
 
 def is_table_file(name: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import time
 from dataclasses import dataclass
 
@@ -25,12 +26,14 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from fraud_assets.core.data.feature_chunks import iter_feature_chunks, numeric_array
-from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS, table_format
+from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS, OnRows, table_format
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.storage.failures import open_guarded
 from fraud_assets.core.storage.locations import atomic_path
 
 PREDICTION_COLUMNS = ("transaction_id", "fraud_probability", "is_fraud", "model_version")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,12 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     source: str | None = None,
     on_chunk=None,
+    on_rows: OnRows | None = None,
 ) -> ScoringStats:
     """Score ``input_path`` into ``output_path`` (CSV or Parquet by extension), row order kept.
 
     ``on_chunk(chunk, probabilities)`` lets callers fold extra work (drift tallies) into the
-    same single pass over the file.
+    same single pass over the file; ``on_rows(rows)`` hears of each chunk once it is written.
     """
     input_fs = input_fs or fsspec.filesystem("file")
     output_fs = output_fs or fsspec.filesystem("file")
@@ -167,12 +171,19 @@ def score_file(
                         flagged += int(np.count_nonzero(probabilities >= model.threshold))
                         if on_chunk is not None:
                             on_chunk(chunk, probabilities)
+                        log.debug("%s: rows %d to %d scored and written", source or input_path,
+                                  rows - len(probabilities) + 1, rows)
+                        if on_rows is not None:
+                            on_rows(len(probabilities))
                 finally:
                     writer.close()
-    return ScoringStats(
+    stats = ScoringStats(
         rows=rows,
         flagged=flagged,
         seconds=time.perf_counter() - started,
         model_version=model.version,
         threshold=model.threshold,
     )
+    log.info("%s: scored %d rows with %s (%d flagged) into %s in %.1f s", source or input_path,
+             rows, model.version, flagged, output_path, stats.seconds)
+    return stats

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +23,12 @@ from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
 from fraud_assets.core.model.provenance import provenance
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
+
+log = logging.getLogger(__name__)
+
+# Called after each boosting round with the rounds done and the most there can be (early
+# stopping usually ends sooner): how training reports progress without knowing who asks.
+OnRound = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,26 @@ def importance_by_input(booster: xgb.Booster) -> dict[str, float]:
     return {name: round(share, 6) for name, share in sorted(shares.items(), key=lambda item: -item[1])}
 
 
+class _RoundReporter(xgb.callback.TrainingCallback):
+    """Passes each finished boosting round to ``on_round`` and, every so often, to the log."""
+
+    LOG_EVERY = 25
+
+    def __init__(self, total: int, on_round: OnRound | None):
+        super().__init__()
+        self._total, self._on_round = total, on_round
+
+    def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        done = epoch + 1
+        if done % self.LOG_EVERY == 0:
+            scores = evals_log.get("validation", {}).get("aucpr", [])
+            log.debug("boosting round %d of at most %d: validation AUPRC %.4f",
+                      done, self._total, scores[-1] if scores else float("nan"))
+        if self._on_round is not None:
+            self._on_round(done, self._total)
+        return False  # never asks to stop: early stopping decides
+
+
 def make_version(booster_bytes: bytes, when: datetime) -> str:
     digest = hashlib.sha256(booster_bytes).hexdigest()[:8]
     return f"xgb-{when:%Y%m%dT%H%M%SZ}-{digest}"
@@ -91,10 +119,12 @@ def train_fraud_model(
     config: TrainingConfig = TrainingConfig(),
     *,
     run_id: str | None = None,
+    on_round: OnRound | None = None,
 ) -> FraudModel:
     """Fit on train, stop early and pick the threshold on validation, report on test.
 
     ``run_id``: the orchestrator's run that trains it (Dagster's), recorded in the manifest.
+    ``on_round(done, most)``: called after each boosting round.
     """
     started = time.perf_counter()
     y_train = splits.train[LABEL].to_numpy()
@@ -107,6 +137,8 @@ def train_fraud_model(
     negatives, positives = len(y_train) - y_train.sum(), y_train.sum()
     weight = config.scale_pos_weight or math.sqrt(negatives / positives)
 
+    log.info("training on %d rows (%d frauds), stopping on %d validation rows; positive weight %.1f",
+             len(y_train), int(positives), len(y_valid), weight)
     names = list(preprocessor.feature_names)
     train_matrix = xgb.QuantileDMatrix(
         preprocessor.transform_frame(splits.train), label=y_train, feature_names=names, max_bin=config.max_bin
@@ -136,12 +168,16 @@ def train_fraud_model(
         evals=[(valid_matrix, "validation")],
         early_stopping_rounds=config.early_stopping_rounds,
         verbose_eval=False,
+        callbacks=[_RoundReporter(config.n_estimators, on_round)],
     )
     # Keep only the trees up to the best validation round: the deployed model is the one
     # that early stopping chose, and smaller models score faster.
     best_iteration = int(booster.best_iteration)
+    best_score, booster_rounds = float(booster.best_score), booster.num_boosted_rounds()
     booster = booster[: best_iteration + 1]
     training_seconds = time.perf_counter() - started
+    log.info("early stopping kept %d of %d rounds (best validation AUPRC %.4f) after %.1f s",
+             best_iteration + 1, booster_rounds, best_score, training_seconds)
 
     created = datetime.now(UTC)
     booster_bytes = bytes(booster.save_raw("ubj"))
