@@ -1,7 +1,13 @@
 """Label files: every bad case refused with file, column and row; merging applies nothing twice."""
 
+import gzip
+import re
+
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from fraud_assets.core.data.labels import (
     BATCH_FILE,
@@ -14,6 +20,7 @@ from fraud_assets.core.data.labels import (
     report_date,
 )
 from fraud_assets.core.data.schema import DataValidationError
+from fraud_assets.core.storage.failures import StorageError
 from fraud_assets.core.storage.locations import Location
 
 FS = Location("/").fs
@@ -71,6 +78,75 @@ def test_bad_files_name_file_column_and_row(tmp_path, text, column, what):
     assert column in message and what in message
     if "data row" in message:
         assert "data row 1" in message or "data row 2" in message
+
+
+@pytest.mark.parametrize(
+    ("contents", "what"),
+    [
+        (gzip.compress(GOOD.encode()), "gzip-compressed"),
+        (GOOD.replace(",", ";").encode(), "wrong delimiter"),
+        (GOOD.replace("\n", "\r").encode(), "CR only"),
+        (GOOD.encode("utf-16"), "UTF-16"),
+        ("transaction_id,transaction_date,batch_file\n1,2025-03-01,a.csv\n2,2025-03-01,caf\xe9.csv\n"
+         .encode("latin-1"), "column 'batch_file': byte 0xe9 is not UTF-8 text (first at data row 2)"),
+        (GOOD.encode() + b"18,2025-03-01\n", "1 row(s) with the wrong number of fields, expected 3 (first at data row 3)"),
+        (GOOD.encode() + b"18,2025-03-01,1,1\n", "wrong number of fields, expected 3 (first at data row 3)"),
+        (b'transaction_id,transaction_date\n"1,2025-03-01\n', "wrong number of fields"),
+        (b"", "empty file"),
+    ],
+)
+def test_label_csv_files_meet_the_batch_files_rules(tmp_path, contents, what):
+    path = tmp_path / "2025-03-05_reported.csv"
+    path.write_bytes(contents)
+    with pytest.raises(DataValidationError) as error:
+        read_label_file(str(path), fs=FS)
+    assert what in str(error.value)
+
+
+def test_spaces_a_byte_order_mark_and_a_header_without_rows_are_accepted(tmp_path):
+    spaced = "\ufefftransaction_id, transaction_date, Class\n17, 2025-03-01, 1\n"
+    labels = read_label_file(write(tmp_path, spaced), fs=FS)
+    assert labels[[TRANSACTION_ID, "transaction_date", "Class"]].values.tolist() == [["17", "2025-03-01", 1]]
+    assert read_label_file(write(tmp_path, "transaction_id,transaction_date\n", "2025-03-06.csv"), fs=FS).empty
+
+
+@pytest.mark.parametrize(
+    ("columns", "what"),
+    [
+        ({"transaction_id": [[1, 2]], "transaction_date": ["2025-03-01"]}, "'transaction_id': Parquet type list"),
+        ({"transaction_id": ["1"], "transaction_date": [b"\xff\x00"]}, "'transaction_date': Parquet type binary"),
+        ({"transaction_id": ["1"], "transaction_date": [20250301]}, "not a date"),
+        ({"transaction_id": ["1", "1"], "transaction_date": ["2025-03-01"] * 2}, "already labelled"),
+    ],
+)
+def test_parquet_label_files_of_the_wrong_types_are_refused(tmp_path, columns, what):
+    path = tmp_path / "2025-03-05.parquet"
+    pq.write_table(pa.table(columns), path)
+    with pytest.raises(DataValidationError, match=re.escape(what)):
+        read_label_file(str(path), fs=FS)
+
+
+def test_a_parquet_file_named_csv_or_cut_short_is_refused(tmp_path):
+    whole = tmp_path / "2025-03-05.parquet"
+    pd.DataFrame({"transaction_id": ["1"], "transaction_date": ["2025-03-01"]}).to_parquet(whole)
+    named_csv = tmp_path / "2025-03-05.csv"
+    named_csv.write_bytes(whole.read_bytes())
+    with pytest.raises(DataValidationError, match="Parquet file: name it .parquet"):
+        read_label_file(str(named_csv), fs=FS)
+    whole.write_bytes(whole.read_bytes()[:-30])
+    with pytest.raises(DataValidationError, match="unreadable file"):
+        read_label_file(str(whole), fs=FS)
+
+
+def test_a_storage_failure_is_not_a_bad_file(tmp_path, monkeypatch):
+    path = write(tmp_path, GOOD)
+
+    def failing_open(self, path, mode="rb", **kwargs):
+        raise ConnectionResetError("Connection reset by peer")
+
+    monkeypatch.setattr(LocalFileSystem, "_open", failing_open)
+    with pytest.raises(StorageError):
+        read_label_file(path, fs=FS)
 
 
 def test_parquet_booleans_are_not_labels(tmp_path):

@@ -14,6 +14,7 @@ naming the file, column and row.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import posixpath
@@ -144,24 +145,17 @@ def _read_csv(path: str, fs, source: str) -> pd.DataFrame:
     except UnicodeDecodeError as error:
         located = first_invalid_utf8(fs, path, header)
         raise DataValidationError(source, [located or f"not UTF-8 text: {error}"]) from error
-    try:
-        # Text throughout: ids such as "000123" keep their zeros, and Class is checked by one
-        # rule below instead of by a parser's guesses. A short row's missing cells are NaN
-        # (present but empty cells are ""), which tells a ragged row from an empty value.
-        raw = pd.read_csv(
-            io.StringIO(text), header=None, skiprows=1, dtype=str, keep_default_na=False,
-            skipinitialspace=True,
+    # Text throughout: ids such as "000123" keep their zeros, and Class is checked by one
+    # rule below instead of by a parser's guesses. Blank lines are no rows.
+    rows = [row for row in csv.reader(io.StringIO(text), skipinitialspace=True) if row][1:]
+    ragged = [number for number, row in enumerate(rows, start=1) if len(row) != len(header)]
+    if ragged:
+        located = malformed_rows(fs, path, header) or (
+            f"{len(ragged)} row(s) with the wrong number of fields, expected {len(header)} "
+            f"(first at data row {ragged[0]})"
         )
-        ragged = raw.shape[1] != len(header) or bool(raw.isna().to_numpy().any())
-    except pd.errors.EmptyDataError:
-        raw, ragged = pd.DataFrame(columns=range(len(header)), dtype=object), False
-    except pd.errors.ParserError as error:
-        raw, ragged = None, error
-    if ragged is not False:
-        located = malformed_rows(fs, path, header)
-        raise DataValidationError(source, [located or f"unreadable CSV: {ragged}"])
-    raw.columns = header
-    return raw
+        raise DataValidationError(source, [located])
+    return pd.DataFrame(rows, columns=header, dtype=object)
 
 
 # Arrow types a label column may have: what its cells are read as text, numbers or dates from.
