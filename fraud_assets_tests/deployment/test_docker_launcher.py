@@ -140,6 +140,31 @@ def test_every_setting_handed_to_runs_is_set_in_the_launching_container(instance
     assert "FRAUD_SLACK_WEBHOOK_URL" not in env_vars  # its secret file may be empty (alerts off)
 
 
+def _env_references(node) -> set[str]:
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return set().union(*(_env_references(value) for value in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_env_references(value) for value in node)) if node else set()
+    return set()
+
+
+def test_every_process_that_opens_the_instance_has_its_settings(instances, compose, overlay) -> None:
+    """Opening the instance builds the run launcher: in the daemon, the webserver, the code
+    server (sensors) and each run. A name missing anywhere broke that process (found by
+    test_docker_launcher_stack.py: every sensor tick failed in the code server)."""
+    needed = _env_references(instances[0])
+    assert {"CARD_FRAUD_IMAGE", "CARD_FRAUD_RUN_NETWORK", "DAGSTER_PG_PASSWORD"} <= needed
+    common = (_set_names_in((DEPLOYMENT / "compose.env.example").read_text())
+              | set(compose["services"]["daemon"]["environment"]))
+    common |= {name.removesuffix("_FILE") for name in common if name.endswith("_FILE")}
+    for service in ("daemon", "webserver", "code-server"):
+        available = common | set(overlay["services"][service]["environment"])
+        assert needed <= available, (service, needed - available)
+    assert needed <= set(instances[0]["run_launcher"]["config"]["env_vars"])
+
+
 def test_overlay_points_the_launcher_at_the_image_the_network_and_the_socket(overlay, compose) -> None:
     services = overlay["services"]
     for name in ("daemon", "webserver"):  # the webserver stops containers when a run is cancelled
@@ -149,7 +174,7 @@ def test_overlay_points_the_launcher_at_the_image_the_network_and_the_socket(ove
         assert service["group_add"] == [999]  # the variable, given a value by _with_defaults
         assert service["environment"]["CARD_FRAUD_IMAGE"] == compose["services"]["daemon"]["image"]
         assert service["environment"]["CARD_FRAUD_RUN_NETWORK"] == overlay["networks"]["default"]["name"]
-    assert services["code-server"]["environment"]["DAGSTER_HOME"] == HOME
+    assert services["code-server"]["environment"] == services["daemon"]["environment"]
     assert "volumes" not in services["code-server"]
     assert f"COPY deployment/docker/dagster.yaml {HOME}/dagster.yaml" in (REPO / "Dockerfile").read_text()
     # The socket's group must be given: no default that silently denies access.
