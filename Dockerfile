@@ -56,13 +56,15 @@ RUN if python3 -m pip --version >/dev/null 2>&1; then \
     && useradd --system --no-log-init --uid 10001 --gid 10001 \
         --home-dir /var/lib/card-fraud --shell /usr/sbin/nologin cardfraud \
     && install -d -o 10001 -g 10001 -m 0750 /var/lib/card-fraud /var/lib/card-fraud/dagster_home \
-        /var/lib/card-fraud/ecs
+        /var/lib/card-fraud/ecs /var/lib/card-fraud/docker
 
 COPY --from=builder /opt/card-fraud/.venv /opt/card-fraud/.venv
 COPY deployment/dagster.yaml /var/lib/card-fraud/dagster_home/dagster.yaml
 COPY deployment/workspace.compose.yaml /opt/card-fraud/deployment/workspace.compose.yaml
-# On ECS (deployment/ecs/): the instance with the ECS run launcher, and the workspace of a
-# code server on the task's own loopback.
+# Instances that start every run in a container of its own: with Docker
+# (deployment/compose.docker-launcher.yml) and on ECS (deployment/ecs/, whose code server is
+# on the task's own loopback, hence the host workspace file).
+COPY deployment/docker/dagster.yaml /var/lib/card-fraud/docker/dagster.yaml
 COPY deployment/ecs/dagster.yaml /var/lib/card-fraud/ecs/dagster.yaml
 COPY deployment/workspace.yaml /opt/card-fraud/deployment/workspace.yaml
 COPY --chmod=0755 deployment/docker/entrypoint.sh /usr/local/bin/card-fraud-entrypoint

@@ -78,6 +78,33 @@ def test_launcher_config_passes_the_ecs_launchers_own_schema(instances, monkeypa
     assert not process_config(EcsRunLauncher.config_type(), broken).success
 
 
+def _env_references(node) -> set[str]:
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return set().union(*(_env_references(value) for value in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_env_references(value) for value in node)) if node else set()
+    return set()
+
+
+def _provided(container: dict) -> set[str]:
+    return set(_environment(container)) | {secret["name"] for secret in container.get("secrets", [])}
+
+
+def test_every_process_that_opens_the_instance_has_its_settings(instances) -> None:
+    """Opening the instance builds the run launcher: in each container of the Dagster task
+    (sensors open it in the code server) and in each run, which gets the launching task's
+    env_vars on top of its own task definition."""
+    needed = _env_references(instances[0])
+    assert {"DAGSTER_ECS_RUN_TASK_DEFINITION", "DAGSTER_PG_PASSWORD"} <= needed
+    for name, container in _containers("task-definition-dagster.json").items():
+        assert needed <= _provided(container), (name, needed - _provided(container))
+    run_container = _containers("task-definition-run.json")["run"]
+    forwarded = set(instances[0]["run_launcher"]["config"]["env_vars"])
+    assert needed <= forwarded | _provided(run_container)
+
+
 def test_every_setting_handed_to_runs_is_set_where_runs_are_launched(instances) -> None:
     """An env_vars name unset in the launching process fails every launch."""
     launcher = instances[0]["run_launcher"]["config"]
@@ -232,10 +259,14 @@ def test_task_trust_lets_only_ecs_tasks_assume() -> None:
 
 
 def test_task_role_has_exactly_the_host_roles_s3_rights() -> None:
-    """So the access matrix and moto enforcement of iam-role-policy.json hold for tasks too."""
+    """So the access matrix and moto enforcement of iam-role-policy.json hold for tasks too.
+    One more grant: every process that opens the instance builds the ECS launcher, which
+    reads its task definition (IAM cannot scope that call to a resource)."""
     host = json.loads((DEPLOYMENT / "iam-role-policy.json").read_text())
     s3 = [s for s in host["Statement"] if all(a.startswith("s3:") for a in _as_list(s["Action"]))]
-    assert _json("iam-task-role-policy.json")["Statement"] == s3
+    *statements, describe = _json("iam-task-role-policy.json")["Statement"]
+    assert statements == s3
+    assert (describe["Action"], describe["Resource"]) == ("ecs:DescribeTaskDefinition", "*")
 
 
 def _dagster_aws_ecs_calls() -> set[str]:
