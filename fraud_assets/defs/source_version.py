@@ -4,21 +4,22 @@ Why a hash and not hand-written version strings: a hand-bumped "2" is only as tr
 memory of whoever last edited a helper three modules away, and the UI would then claim that
 nothing changed. Why not a test that fails on a forgotten bump: it fails on every edit,
 comments included, and is soon bumped blindly. So the version is computed when the module is
-imported, from the source the asset can run:
+imported, from the source the asset can run, followed name by name from its function:
 
-- the body of the asset's function (its decorator, which holds descriptions, tags and
-  automation, is not logic and is left out);
-- every top-level function, class and constant of the same module that the body names, and
-  what those name in turn;
-- the whole source of every package module (``fraud_assets.*``) that any of these name, with
-  every package module that module imports, transitively.
+- the asset's function (its decorator, which holds descriptions, tags and automation, is not
+  logic and is left out), and every top-level function, class and constant of its own module
+  that it names, and what those name in turn;
+- every package module (``fraud_assets.*``) holding a definition reached that way, whole: a
+  name the function uses from it (``score_file``, ``settings.today``, a class in a signature),
+  and whatever that definition names in its own module or imports, transitively.
 
-It errs on the side of a change: editing a module an asset imports changes its version even
-when the edit touched a function the asset never calls, and the settings module reaches
-nearly everything. A version that moves without need only marks the asset's code as changed
-in the UI; a version that stays put while the logic changed would hide it. What it cannot see:
-third-party libraries (XGBoost, NumPy) and the values of settings at run time; the model
-version and data versions say those.
+It errs on the side of a change within a module: editing any part of a module the asset
+reaches changes its version, even a function it never calls. A module nothing reachable
+names does not count, so a change to the challenger decision leaves the scoring asset's
+version alone. What it cannot see: third-party libraries (XGBoost, NumPy), the values of
+settings at run time (the model version and data versions say those), the IO managers that
+store the asset's value, and a method called on an object whose class no reachable code
+names (code here names its classes where it builds or annotates them).
 """
 
 from __future__ import annotations
@@ -60,15 +61,17 @@ def _parsed(module: str) -> tuple[str, ast.Module]:
     return source, ast.parse(source)
 
 
-def _imported_modules(module: str, tree: ast.AST, root: str) -> dict[str, str]:
-    """Local name -> module of the package that it comes from, for every import in ``tree``."""
+def _imports(module: str, tree: ast.AST, root: str) -> dict[str, tuple[str, str | None]]:
+    """Local name -> (package module, name in it), or (module, None) when the name is the
+    module itself, for every import of the package in ``tree``."""
     package = module if _is_package(module) else module.rpartition(".")[0]
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str | None]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == root or alias.name.startswith(root + "."):
-                    found[alias.asname or alias.name.split(".")[0]] = alias.name
+                    local = alias.asname or alias.name.split(".")[0]
+                    found[local] = (alias.name if alias.asname else local, None)
         elif isinstance(node, ast.ImportFrom):
             source = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
                 if node.level else node.module or ""
@@ -76,23 +79,10 @@ def _imported_modules(module: str, tree: ast.AST, root: str) -> dict[str, str]:
                 continue
             for alias in node.names:
                 submodule = f"{source}.{alias.name}"
-                found[alias.asname or alias.name] = submodule if _source_file(submodule) else source
+                found[alias.asname or alias.name] = (
+                    (submodule, None) if _source_file(submodule) else (source, alias.name)
+                )
     return found
-
-
-@functools.cache
-def _module_closure(module: str, root: str) -> frozenset[str]:
-    """``module`` and every package module it imports, transitively."""
-    seen: set[str] = set()
-    pending = [module]
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        _, tree = _parsed(current)
-        pending.extend(_imported_modules(current, tree, root).values())
-    return frozenset(seen)
 
 
 def _top_level(tree: ast.Module) -> dict[str, ast.AST]:
@@ -109,6 +99,12 @@ def _top_level(tree: ast.Module) -> dict[str, ast.AST]:
     return names
 
 
+@functools.cache
+def _module(module: str, root: str):
+    source, tree = _parsed(module)
+    return source, _top_level(tree), _imports(module, tree, root)
+
+
 def _logic(node: ast.AST) -> list[ast.AST]:
     """What of a definition runs: a function's signature and body, not its decorators."""
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -120,28 +116,61 @@ def _source_of(source: str, node: ast.AST) -> str:
     return "\n".join(ast.get_source_segment(source, part) or ast.dump(part) for part in _logic(node))
 
 
-def code_version(module: str, name: str, *, root: str = PACKAGE) -> str:
-    """The code version of ``name`` (an asset's function) defined in ``module``."""
-    source, tree = _parsed(module)
-    definitions = _top_level(tree)
-    if name not in definitions:
+def _names_used(node: ast.AST, imports: dict[str, tuple[str, str | None]]):
+    """(module, name) pairs a definition uses: ``module.name`` for an attribute of an imported
+    module, ``None`` as the module for a plain name of the definition's own module."""
+    module_bases = set()
+    for part in _logic(node):
+        for child in ast.walk(part):
+            if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+                target = imports.get(child.value.id)
+                if target is not None and target[1] is None:
+                    module_bases.add(id(child.value))
+                    yield target[0], child.attr
+    for part in _logic(node):
+        for child in ast.walk(part):
+            if isinstance(child, ast.Name) and id(child) not in module_bases:
+                yield None, child.id
+
+
+def sources(module: str, name: str, *, root: str = PACKAGE) -> tuple[list[str], frozenset[str]]:
+    """What the version of ``name`` in ``module`` covers: the source of the definitions of
+    ``module`` it reaches, and the other package modules reached, whose whole source counts."""
+    if name not in _module(module, root)[1]:
         raise ValueError(f"{module} defines no {name}")
-    imports = _imported_modules(module, tree, root)
     pieces: list[str] = []
     modules: set[str] = set()
-    pending, seen = [name], set()
+    pending, seen = [(module, name)], set()
     while pending:
         current = pending.pop(0)
         if current in seen:
             continue
         seen.add(current)
-        if current in definitions:
-            node = definitions[current]
-            pieces.append(_source_of(source, node))
-            used = {n.id for part in _logic(node) for n in ast.walk(part) if isinstance(n, ast.Name)}
-            pending.extend(sorted(used - seen))
-        elif current in imports:
-            modules |= _module_closure(imports[current], root)
+        where, what = current
+        source, definitions, imports = _module(where, root)
+        if what in definitions:
+            if where == module:
+                pieces.append(_source_of(source, definitions[what]))
+            else:
+                modules.add(where)
+            pending.extend(
+                (used_module or where, used) for used_module, used in _names_used(definitions[what], imports)
+            )
+        elif what in imports:
+            target, attribute = imports[what]
+            if attribute is None:  # a module used as a value: all of it
+                modules.add(target)
+                pending.extend((target, definition) for definition in _module(target, root)[1])
+            else:
+                pending.append((target, attribute))
+        elif _source_file(f"{where}.{what}"):  # a submodule reached as an attribute
+            pending.extend((f"{where}.{what}", definition) for definition in _module(f"{where}.{what}", root)[1])
+    return pieces, frozenset(modules)
+
+
+def code_version(module: str, name: str, *, root: str = PACKAGE) -> str:
+    """The code version of ``name`` (an asset's function) defined in ``module``."""
+    pieces, modules = sources(module, name, root=root)
     digest = hashlib.sha256()
     for piece in pieces:
         digest.update(piece.encode())
