@@ -8,6 +8,7 @@ from fraud_assets.defs import checks
 from fraud_assets.defs.alerting import build_run_failure_sensor
 from fraud_assets.defs.assets import challenger, ingestion, monitoring, outcomes, scoring, training
 from fraud_assets.defs.automation import build_automation_sensor
+from fraud_assets.defs.freshness import build_freshness_sensor
 from fraud_assets.defs.io_managers import ArtifactIOManager, ModelRegistryIOManager
 from fraud_assets.defs.jobs import drift_job, fraud_pipeline_job, scoring_job, training_job
 from fraud_assets.defs.loop_sensors import build_label_sensor, build_serving_sensor, labels_job
@@ -77,6 +78,7 @@ def build_definitions(env: str | None = None) -> dg.Definitions:
             build_label_sensor(running=production),
             build_serving_sensor(running=production),
             build_automation_sensor(running=production),
+            build_freshness_sensor(running=production),
         ],
         resources=build_resources(env),
         executor=executor,

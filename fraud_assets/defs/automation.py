@@ -18,6 +18,8 @@ WEEKLY_TRAINING_CRON = "0 3 * * 0"
 # re-scores its day); labels keep arriving for weeks, and a late report still updates its day.
 RECENT_LOOKBACK = timedelta(days=7)
 LABELS_LOOKBACK = timedelta(days=settings.label_maturity_days() + 60)
+# The hour a day whose labels just matured is measured again (after the 02:00 scoring).
+LABELS_MATURE_HOUR = 6
 
 
 def after_inputs_update(lookback: timedelta) -> dg.AutomationCondition:
@@ -31,7 +33,7 @@ def after_inputs_update(lookback: timedelta) -> dg.AutomationCondition:
     ).with_label(f"after its inputs update (last {lookback.days} days)")
 
 
-def when_labels_mature(cron: str = "0 6 * * *") -> dg.AutomationCondition:
+def when_labels_mature(cron: str = f"0 {LABELS_MATURE_HOUR} * * *") -> dg.AutomationCondition:
     """Once a day, the day whose labels have just matured: its figures stop being provisional
     although no input changed (no fraud reported is, from that day on, a genuine outcome)."""
     maturity = settings.label_maturity_days()

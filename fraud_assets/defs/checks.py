@@ -5,6 +5,7 @@ import pandas as pd
 
 from fraud_assets.core.data.schema import LABEL
 from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.defs import catalog
 from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate, SlackAlerts
 
 
@@ -23,7 +24,7 @@ def raw_transactions_quality(
         description=f"fraud prevalence {prevalence:.5f} "
         + ("within" if plausible else "outside")
         + f" [{quality_gate.min_prevalence}, {quality_gate.max_prevalence}]",
-        metadata={"rows": len(raw_transactions), "prevalence": round(prevalence, 6)},
+        metadata={"rows": dg.MetadataValue.int(len(raw_transactions)), "prevalence": catalog.figure(prevalence, 6)},
     )
 
 
@@ -56,10 +57,13 @@ def fraud_model_quality_gate(
         description=gate.describe(),
         metadata={
             "candidate_version": gate.candidate_version,
-            "candidate_auprc": gate.candidate_auprc,
+            "candidate_auprc": catalog.figure(gate.candidate_auprc),
             "production_version": gate.production_version or "none",
-            **({"production_auprc": gate.production_auprc} if gate.production_auprc is not None else {}),
-            "auprc_floor": gate.auprc_floor,
-            "max_auprc_regression": gate.max_regression,
+            **(
+                {"production_auprc": catalog.figure(gate.production_auprc)}
+                if gate.production_auprc is not None else {}
+            ),
+            "auprc_floor": catalog.figure(gate.auprc_floor),
+            "max_auprc_regression": catalog.figure(gate.max_regression),
         },
     )

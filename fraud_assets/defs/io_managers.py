@@ -10,6 +10,7 @@ from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.tables import write_table
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.storage.locations import Location, read_json, write_json_atomic
+from fraud_assets.defs import catalog
 from fraud_assets.defs.resources import FraudStorage
 
 _TABLE, _JSON = ".parquet", ".json"
@@ -45,7 +46,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             write_json_atomic(location.fs, path, obj.to_dict() if isinstance(obj, Preprocessor) else obj)
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
-        context.add_output_metadata({"uri": dg.MetadataValue.path(location.display(path))})
+        context.add_output_metadata({catalog.URI: catalog.path_uri(location, path)})
 
     def load_input(self, context: dg.InputContext) -> Any:
         location = self._location()
@@ -83,7 +84,7 @@ class ModelRegistryIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(
             {
                 MODEL_VERSION_KEY: version,
-                "uri": dg.MetadataValue.path(registry.location.url_of(version)),
+                catalog.URI: catalog.uri(registry.location, version),
             }
         )
 

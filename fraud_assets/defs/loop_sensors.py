@@ -16,8 +16,9 @@ from fraud_assets.core.data.labels import TRANSACTION_DATE, read_label_file, rep
 from fraud_assets.core.data.schema import DataValidationError
 from fraud_assets.core.data.tables import is_table_file
 from fraud_assets.core.storage.failures import failure_kind, storage_operation
+from fraud_assets.defs import catalog
 from fraud_assets.defs.assets.outcomes import processed_labels_prefix
-from fraud_assets.defs.assets.training import serving_versions
+from fraud_assets.defs.assets.training import serving_uri, serving_versions
 from fraud_assets.defs.batches import move_to, quarantine
 from fraud_assets.defs.day_data import unscored_batch_days
 from fraud_assets.defs.partitions import daily_partitions, is_early_day
@@ -138,7 +139,8 @@ def serving_events(storage: FraudStorage, instance: dg.DagsterInstance) -> list[
     or rollback from the command line, a decision on realised labels): Dagster then shows the
     version that serves, as the asset's data version."""
     events = []
-    for asset, version in serving_versions(storage.registry()).items():
+    registry = storage.registry()
+    for asset, version in serving_versions(registry).items():
         key = dg.AssetKey(asset)
         latest = instance.get_latest_materialization_event(key)
         recorded = latest.asset_materialization.tags.get("dagster/data_version") if latest else None
@@ -147,7 +149,11 @@ def serving_events(storage: FraudStorage, instance: dg.DagsterInstance) -> list[
                 dg.AssetMaterialization(
                     asset_key=key,
                     description=f"now serving {version} (changed outside a run)",
-                    metadata={"model_version": version, "previous_version": recorded or "none"},
+                    metadata={
+                        "model_version": version,
+                        "previous_version": recorded or "none",
+                        catalog.URI: serving_uri(registry, asset),
+                    },
                     tags={"dagster/data_version": version},
                 )
             )

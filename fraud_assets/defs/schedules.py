@@ -11,6 +11,10 @@ import dagster as dg
 from fraud_assets.defs.jobs import scoring_job
 from fraud_assets.defs.partitions import TIMEZONE
 
+# Yesterday's files are complete at this hour: the scoring cut-off (the freshness policies
+# count from it).
+SCORING_HOUR = 2
+
 
 def previous_day_schedule(name: str, job, hour: int, description: str, status) -> dg.ScheduleDefinition:
     """At ``hour`` each day, run ``job`` for the day before: that day's files are complete."""
@@ -36,6 +40,7 @@ def build_schedules(*, running: bool) -> list[dg.ScheduleDefinition]:
     status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
     return [
         previous_day_schedule(
-            "daily_scoring_schedule", scoring_job, 2, "Score yesterday's batch files at 02:00.", status
+            "daily_scoring_schedule", scoring_job, SCORING_HOUR,
+            f"Score yesterday's batch files at {SCORING_HOUR:02d}:00.", status,
         ),
     ]

@@ -113,6 +113,25 @@ def serve(project: Path, command: list[str], env: dict) -> str:
         assert {"raw_transactions", "training_dataset", "fraud_model", "production_model",
                 "challenger_model", "daily_predictions", "transaction_labels", "realized_performance",
                 "challenger_evaluation"} <= materialized
+
+        # The catalog as the UI reads it: owners, tags, code version, table columns, and the
+        # freshness policies of the daily outputs.
+        catalog = {"/".join(n["assetKey"]["path"]): n for n in graphql(url, """{ assetNodes {
+            assetKey { path } opVersion owners { ... on TeamAssetOwner { team } }
+            tags { key value }
+            internalFreshnessPolicy { ... on CronFreshnessPolicy { deadlineCron lowerBoundDeltaSeconds } }
+            metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name } } } } } }""")[
+            "assetNodes"]}
+        for name, node in catalog.items():
+            assert node["owners"] == [{"team": "fraud-ml"}] and node["opVersion"], name
+            assert {"stage", "domain"} <= {tag["key"] for tag in node["tags"]}, name
+        columns = next(e for e in catalog["daily_predictions"]["metadataEntries"]
+                       if e["label"] == "dagster/column_schema")["schema"]["columns"]
+        assert [c["name"] for c in columns] == ["transaction_id", "fraud_probability", "is_fraud",
+                                                "model_version"]
+        assert catalog["daily_predictions"]["internalFreshnessPolicy"] == {
+            "deadlineCron": "0 4 * * *", "lowerBoundDeltaSeconds": 7200}
+        assert catalog["fraud_model"]["internalFreshnessPolicy"] is None
     finally:
         # Ctrl-C, as a user stops it: dg dev then stops the webserver and daemon it started.
         os.killpg(server.pid, signal.SIGINT)

@@ -3,6 +3,7 @@
 import io
 import json
 
+import dagster as dg
 import pandas as pd
 
 from ..graph.conftest import DAY, check_results, materialized, run_pipeline
@@ -38,6 +39,21 @@ def test_whole_graph_on_s3(s3, s3_project, instance):
     body = s3.get_object(Bucket=s3_project["predictions"], Key=prediction_key)["Body"].read()
     predictions = pd.read_parquet(io.BytesIO(body))
     assert len(predictions) == 3_000 and set(predictions["model_version"].astype(str)) == {version}
+
+    # The catalog's locations are the objects written, as s3:// URIs.
+    def uri(asset, partition=None):
+        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        if partition is not None:
+            (record,) = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+            ).records
+            event = record.event_log_entry
+        return event.asset_materialization.metadata["dagster/uri"].value
+
+    assert uri("train_split") == f"s3://{s3_project['data']}/assets/train_split.parquet"
+    assert uri("fraud_model") == f"s3://{s3_project['models']}/models/{version}"
+    assert uri("production_model") == f"s3://{s3_project['models']}/models/production.json"
+    assert uri("daily_predictions", DAY) == f"s3://{s3_project['predictions']}/predictions/date={DAY}"
 
     # No temporary objects left anywhere, and everything the code wrote is encrypted.
     for bucket in s3_project.values():

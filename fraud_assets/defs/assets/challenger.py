@@ -12,6 +12,8 @@ from fraud_assets.core.model.scoring import score_file
 from fraud_assets.core.monitoring.challenger import PROMOTE, RETIRE, SideBySide, decide
 from fraud_assets.core.monitoring.performance import is_mature
 from fraud_assets.core.storage.locations import read_json, write_json_atomic
+from fraud_assets.defs import catalog
+from fraud_assets.defs.assets.training import serving_uri
 from fraud_assets.defs.automation import RECENT_LOOKBACK, after_inputs_update, after_upstream
 from fraud_assets.defs.batches import prediction_name, stats_name
 from fraud_assets.defs.day_data import day_batch_files, read_day_labels, read_predictions, with_labels
@@ -20,19 +22,19 @@ from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, SlackAlerts
 
 GROUP = "challenger"
-OWNERS = ["team:fraud-ml"]
 
 
 @dg.asset(
     group_name=GROUP,
-    owners=OWNERS,
+    owners=catalog.OWNERS,
     partitions_def=daily_partitions,
     deps=["daily_predictions", "challenger_model"],
     kinds={"xgboost", "parquet"},
     retry_policy=TRANSIENT_RETRY,
     automation_condition=after_inputs_update(RECENT_LOOKBACK),
-    tags={"stage": "scoring", "domain": "challenger"},
-    code_version="1",
+    tags=catalog.tags("scoring", "challenger"),
+    code_version=catalog.code_version(__name__, "challenger_predictions"),
+    metadata=catalog.table(catalog.PREDICTIONS_SCHEMA),
 )
 def challenger_predictions(
     context: dg.AssetExecutionContext, storage: FraudStorage, dataset: DatasetSettings
@@ -46,19 +48,29 @@ def challenger_predictions(
     if model is None:
         return dg.MaterializeResult(metadata={"challenger": "none", "newly_scored_files": 0})
     data, shadow = storage.data(), storage.challenger_predictions()
-    scored, rows = 0, 0
+    scored, rows, day_rows = 0, 0, 0
     for batch_path in day_batch_files(storage, dataset, day):
         stats_path = shadow.path(f"date={day}", stats_name(batch_path))
-        if shadow.fs.exists(stats_path) and read_json(shadow.fs, stats_path)["model_version"] == model.version:
-            continue
+        if shadow.fs.exists(stats_path):
+            before = read_json(shadow.fs, stats_path)
+            if before["model_version"] == model.version:
+                day_rows += before["rows"]
+                continue
         output = shadow.path(f"date={day}", prediction_name(batch_path))
         stats = score_file(model, batch_path, output, input_fs=data.fs, output_fs=shadow.fs,
                            chunk_rows=dataset.scoring_chunk_rows, source=data.display(batch_path))
         write_json_atomic(shadow.fs, stats_path, stats.to_dict())
         scored += 1
         rows += stats.rows
+        day_rows += stats.rows
     return dg.MaterializeResult(
-        metadata={"challenger": model.version, "newly_scored_files": scored, "newly_scored_rows": rows}
+        metadata={
+            "challenger": model.version,
+            "newly_scored_files": scored,
+            "newly_scored_rows": rows,
+            catalog.PARTITION_ROW_COUNT: day_rows,
+            catalog.URI: catalog.uri(shadow, f"date={day}"),
+        }
     )
 
 
@@ -108,12 +120,12 @@ def mature_days_since(since: str, today: dt.date, maturity: int) -> list[str]:
 
 @dg.asset(
     group_name=GROUP,
-    owners=OWNERS,
+    owners=catalog.OWNERS,
     deps=["realized_performance"],
     kinds={"json"},
     automation_condition=after_upstream(),
-    tags={"stage": "deployment", "domain": "challenger"},
-    code_version="1",
+    tags=catalog.tags("deployment", "challenger"),
+    code_version=catalog.code_version(__name__, "challenger_evaluation"),
 )
 def challenger_evaluation(
     context: dg.AssetExecutionContext, storage: FraudStorage, slack: SlackAlerts
@@ -127,8 +139,10 @@ def challenger_evaluation(
     registry = storage.registry()
     record = registry.challenger_record() or {}
     challenger, production = record.get("version"), registry.production_version()
+    # Where each decision is recorded, with its figures.
+    where = {catalog.URI: serving_uri(registry, "challenger_model")}
     if not challenger or not production:
-        return dg.MaterializeResult(metadata={"outcome": "no challenge running"})
+        return dg.MaterializeResult(metadata={"outcome": "no challenge running", **where})
     today = settings.today()
     # Judged only on days it never trained on, from the day its challenge started.
     first = record.get("since") or today.isoformat()
@@ -156,9 +170,10 @@ def challenger_evaluation(
         "mature_days": dg.MetadataValue.json(used),
         "frauds": decision.frauds,
         "rows": decision.rows,
+        **where,
     }
     for key in ("production_auprc", "challenger_auprc", "auprc_difference", "p_value_not_better",
                 "production_cost", "challenger_cost"):
         if figures.get(key) is not None:
-            metadata[key] = figures[key]
+            metadata[key] = catalog.figure(figures[key])
     return dg.MaterializeResult(metadata=metadata)

@@ -6,6 +6,7 @@ import pandas as pd
 from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, DataValidationError
 from fraud_assets.core.data.splits import DAY_COLUMN, require_both_classes, split_transactions
 from fraud_assets.core.data.tables import read_transactions
+from fraud_assets.defs import catalog
 from fraud_assets.defs.automation import weekly, when_training_data_changes
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage
@@ -19,6 +20,10 @@ GROUP = "ingestion"
     kinds={"pandas", "parquet"},
     retry_policy=TRANSIENT_RETRY,
     automation_condition=weekly(),
+    owners=catalog.OWNERS,
+    tags=catalog.tags("ingestion", "transactions"),
+    code_version=catalog.code_version(__name__, "raw_transactions"),
+    metadata=catalog.table(catalog.TRANSACTIONS_SCHEMA),
 )
 def raw_transactions(
     context: dg.AssetExecutionContext, storage: FraudStorage, dataset: DatasetSettings
@@ -40,7 +45,7 @@ def raw_transactions(
         value=frame,
         metadata={
             "source": dg.MetadataValue.path(source),
-            "dagster/row_count": len(frame),
+            catalog.ROW_COUNT: len(frame),
             "frauds": frauds,
             "prevalence": round(frauds / len(frame), 6),
             "time_span_days": round(float(frame[TIME].max() - frame[TIME].min()) / SECONDS_PER_DAY, 3),
@@ -58,12 +63,20 @@ class SplitConfig(dg.Config):
 def _split_metadata(frame: pd.DataFrame) -> dict:
     frauds = int(frame[LABEL].sum())
     return {
-        "dagster/row_count": len(frame),
+        catalog.ROW_COUNT: len(frame),
         "frauds": frauds,
         "prevalence": round(frauds / max(len(frame), 1), 6),
-        "time_min": float(frame[TIME].min()),
-        "time_max": float(frame[TIME].max()),
+        "time_min": round(float(frame[TIME].min()), 3),
+        "time_max": round(float(frame[TIME].max()), 3),
     }
+
+
+_SPLIT_CATALOG = {
+    "owners": catalog.OWNERS,
+    "tags": catalog.tags("ingestion", "transactions"),
+    "code_version": catalog.code_version(__name__, "transaction_splits"),
+    "metadata": catalog.table(catalog.TRAINING_SCHEMA),
+}
 
 
 @dg.multi_asset(
@@ -71,19 +84,25 @@ def _split_metadata(frame: pd.DataFrame) -> dict:
     retry_policy=TRANSIENT_RETRY,
     outs={
         "train_split": dg.AssetOut(
-            description="Earliest rows (by default): fit data.",
+            description="Earliest rows of the training dataset (in time order by default): what the "
+            "model is fitted on.",
             kinds={"parquet"},
             automation_condition=when_training_data_changes(),
+            **_SPLIT_CATALOG,
         ),
         "validation_split": dg.AssetOut(
-            description="Middle rows: early stopping and threshold choice.",
+            description="Rows after the training split: early stopping and the choice of the decision "
+            "threshold.",
             kinds={"parquet"},
             automation_condition=when_training_data_changes(),
+            **_SPLIT_CATALOG,
         ),
         "test_split": dg.AssetOut(
-            description="Latest rows: held out for the quality gate.",
+            description="Latest rows, held out: the quality gate's test AUPRC and the metrics the model "
+            "reports.",
             kinds={"parquet"},
             automation_condition=when_training_data_changes(),
+            **_SPLIT_CATALOG,
         ),
     },
 )
@@ -116,9 +135,10 @@ def transaction_splits(config: SplitConfig, training_dataset: pd.DataFrame):
     retry_policy=TRANSIENT_RETRY,
     deps=["transaction_labels"],
     automation_condition=weekly(),
-    owners=["team:fraud-ml"],
-    tags={"stage": "ingestion", "domain": "transactions"},
-    code_version="1",
+    owners=catalog.OWNERS,
+    tags=catalog.tags("ingestion", "transactions"),
+    code_version=catalog.code_version(__name__, "training_dataset"),
+    metadata=catalog.table(catalog.TRAINING_SCHEMA),
 )
 def training_dataset(
     context: dg.AssetExecutionContext,
@@ -148,7 +168,7 @@ def training_dataset(
         frame,
         data_version=dg.DataVersion(version),
         metadata={
-            "dagster/row_count": len(frame),
+            catalog.ROW_COUNT: len(frame),
             "frauds": frauds,
             "base_rows": len(raw_transactions),
             "labelled_days": dg.MetadataValue.json(days),

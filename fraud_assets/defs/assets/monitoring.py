@@ -9,9 +9,11 @@ from fraud_assets.core.data import profile
 from fraud_assets.core.data.feature_chunks import iter_feature_chunks
 from fraud_assets.core.data.schema import FEATURE_COLUMNS
 from fraud_assets.core.monitoring import drift
+from fraud_assets.defs import catalog
 from fraud_assets.defs.automation import RECENT_LOOKBACK, after_inputs_update
 from fraud_assets.defs.batches import list_batch_files, prediction_name, processed_folder
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
+from fraud_assets.defs.freshness import freshness_policy
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.presentation import drift_chart, markdown_table
 from fraud_assets.defs.resources import (
@@ -43,6 +45,10 @@ def _prediction_scores(predictions, path: str):
     kinds={"json"},
     retry_policy=TRANSIENT_RETRY,
     automation_condition=after_inputs_update(RECENT_LOOKBACK),
+    owners=catalog.OWNERS,
+    tags=catalog.tags("monitoring", "drift"),
+    code_version=catalog.code_version(__name__, "drift_statistics"),
+    freshness_policy=freshness_policy("drift_statistics"),
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECK,
@@ -119,7 +125,7 @@ def drift_statistics(
         metadata={
             "drift_detected": report["drift_detected"],
             "drift_level": level,
-            "drift_share": report["drift_share"],
+            "drift_share": round(float(report["drift_share"]), 4),
             "rows": report["rows"],
             "seconds": round(seconds, 3),
             "most_drifted_features": markdown_table(
@@ -140,9 +146,9 @@ def drift_statistics(
                 # Numbers (floats, not text) so the UI plots them across partitions.
                 metadata={
                     "drift_level": level,
-                    "drift_share": dg.MetadataValue.float(float(report["drift_share"])),
-                    "largest_psi": dg.MetadataValue.float(float(report["largest_psi"])),
-                    "score_psi": dg.MetadataValue.float(float(report["score_psi"] or 0.0)),
+                    "drift_share": catalog.figure(report["drift_share"]),
+                    "largest_psi": catalog.figure(report["largest_psi"]),
+                    "score_psi": catalog.figure(report["score_psi"] or 0.0),
                     "drifted_features": dg.MetadataValue.json(report["drifted_features"]),
                 },
             )

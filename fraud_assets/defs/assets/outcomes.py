@@ -23,6 +23,7 @@ from fraud_assets.core.monitoring.performance import (
     realized_figures,
     report_delay_days,
 )
+from fraud_assets.defs import catalog
 from fraud_assets.defs.automation import LABELS_LOOKBACK, after_inputs_update, when_labels_mature
 from fraud_assets.defs.batches import move_to, quarantine
 from fraud_assets.defs.day_data import (
@@ -33,11 +34,11 @@ from fraud_assets.defs.day_data import (
     with_labels,
 )
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
+from fraud_assets.defs.freshness import freshness_policy
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
 
 GROUP = "outcomes"
-OWNERS = ["team:fraud-ml"]
 
 
 class LabelFilesConfig(dg.Config):
@@ -71,7 +72,7 @@ def _applied_labels(data, dataset: DatasetSettings, first_day: str) -> list[pd.D
 
 @dg.asset(
     group_name=GROUP,
-    owners=OWNERS,
+    owners=catalog.OWNERS,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pandas", "parquet"},
@@ -79,8 +80,9 @@ def _applied_labels(data, dataset: DatasetSettings, first_day: str) -> list[pd.D
     # No edge from daily_predictions, though labels are checked against it: labels feed the
     # next training, which feeds scoring, and Dagster's graph has no cycles. The loop closes
     # in time, not in the graph.
-    tags={"stage": "outcomes", "domain": "labels"},
-    code_version="1",
+    tags=catalog.tags("outcomes", "labels"),
+    code_version=catalog.code_version(__name__, "transaction_labels"),
+    metadata=catalog.table(catalog.LABELS_SCHEMA),
 )
 def transaction_labels(
     context: dg.AssetExecutionContext,
@@ -147,6 +149,15 @@ def transaction_labels(
         )
         _, path = labels_path(storage, day)
         write_table(merged, path, fs=data.fs)
+        # One run may cover several days: each day's materialisation gets its own figures.
+        context.add_asset_metadata(
+            {
+                catalog.PARTITION_ROW_COUNT: len(merged),
+                catalog.URI: catalog.path_uri(data, path),
+                "frauds_in_day": int((merged[LABEL] == 1).sum()),
+            },
+            partition_key=day,
+        )
         rows += len(merged)
         frauds += int((merged[LABEL] == 1).sum())
     # Moved last: until every day is written, a re-run applies the file again (idempotently).
@@ -202,14 +213,15 @@ def _role_figures(storage, day, role, location, labels, mature, known_share):
 
 @dg.asset(
     group_name=GROUP,
-    owners=OWNERS,
+    owners=catalog.OWNERS,
     partitions_def=daily_partitions,
     deps=["transaction_labels", "daily_predictions", "challenger_predictions"],
     kinds={"json"},
     retry_policy=TRANSIENT_RETRY,
     automation_condition=after_inputs_update(LABELS_LOOKBACK) | when_labels_mature(),
-    tags={"stage": "monitoring", "domain": "performance"},
-    code_version="1",
+    tags=catalog.tags("monitoring", "performance"),
+    code_version=catalog.code_version(__name__, "realized_performance"),
+    freshness_policy=freshness_policy("realized_performance"),
 )
 def realized_performance(
     context: dg.AssetExecutionContext, storage: FraudStorage, metrics: MetricsPusher
@@ -249,7 +261,7 @@ def realized_performance(
                     "known_fraud_share"):
             value = getattr(figure, key)
             if value is not None:
-                metadata[f"{figure.role}_{key}"] = round(value, 6) if isinstance(value, float) else value
+                metadata[f"{figure.role}_{key}"] = catalog.figure(value) if isinstance(value, float) else value
         metadata[f"{figure.role}_model_version"] = figure.model_version
     return dg.MaterializeResult(
         value={"date": day, "mature": mature, "figures": [f.to_dict() for f in figures]},

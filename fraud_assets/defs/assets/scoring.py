@@ -14,6 +14,7 @@ from fraud_assets.core.storage.locations import (
     remove_stale_temporaries,
     write_json_atomic,
 )
+from fraud_assets.defs import catalog
 from fraud_assets.defs.batches import (
     list_batch_files,
     move_to,
@@ -23,6 +24,7 @@ from fraud_assets.defs.batches import (
     stats_name,
 )
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
+from fraud_assets.defs.freshness import freshness_policy
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.presentation import score_histogram_chart
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
@@ -92,6 +94,11 @@ def _score_one(context, model, batch_path, data: Location, predictions: Location
     deps=["production_model"],
     kinds={"xgboost", "parquet"},
     retry_policy=TRANSIENT_RETRY,
+    owners=catalog.OWNERS,
+    tags=catalog.tags("scoring", "predictions"),
+    code_version=catalog.code_version(__name__, "daily_predictions"),
+    metadata=catalog.table(catalog.PREDICTIONS_SCHEMA),
+    freshness_policy=freshness_policy("daily_predictions"),
     check_specs=[
         dg.AssetCheckSpec(
             BATCH_CHECK,
@@ -185,7 +192,8 @@ def daily_predictions(
         )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
+            catalog.PARTITION_ROW_COUNT: rows,
+            catalog.URI: catalog.uri(predictions, f"date={day}"),
             "rows": rows,
             "flagged": flagged,
             "flagged_rate": round(flagged / rows, 6) if rows else 0.0,
@@ -200,7 +208,15 @@ def daily_predictions(
                 check_name=BATCH_CHECK,
                 passed=not rejected,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"rejected": dg.MetadataValue.json(rejected), "scored": len(summaries)},
+                # Counts as numbers, so the UI plots them per day.
+                metadata={
+                    "rejected": dg.MetadataValue.json(rejected),
+                    "rejected_files": dg.MetadataValue.int(len(rejected)),
+                    "scored": dg.MetadataValue.int(len(summaries)),
+                    "rejected_share": dg.MetadataValue.float(
+                        round(len(rejected) / (len(rejected) + len(summaries)), 4)
+                    ),
+                },
             )
         ],
     )

@@ -9,6 +9,7 @@ from fraud_assets.core.data.splits import DAY_COLUMN, Splits
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.threshold import ThresholdPolicy
 from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
+from fraud_assets.defs import catalog
 from fraud_assets.defs.automation import after_upstream
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
 from fraud_assets.defs.presentation import (
@@ -26,6 +27,9 @@ GROUP = "training"
     io_manager_key="model_artifact_io_manager",
     kinds={"json"},
     retry_policy=TRANSIENT_RETRY,
+    owners=catalog.OWNERS,
+    tags=catalog.tags("training", "model"),
+    code_version=catalog.code_version(__name__, "preprocessing_pipeline"),
 )
 @retry_only_transient
 def preprocessing_pipeline(train_split: pd.DataFrame) -> dg.MaterializeResult[Preprocessor]:
@@ -76,6 +80,9 @@ class ModelTrainingConfig(dg.Config):
     io_manager_key="model_io_manager",
     kinds={"xgboost"},
     retry_policy=TRANSIENT_RETRY,
+    owners=catalog.OWNERS,
+    tags=catalog.tags("training", "model"),
+    code_version=catalog.code_version(__name__, "fraud_model"),
 )
 @retry_only_transient
 def fraud_model(
@@ -101,14 +108,15 @@ def fraud_model(
         value=model,
         # The registry IO manager adds model_version: the version it saved.
         metadata={
-            "test_auprc": test["auprc"],
-            "test_roc_auc": test["roc_auc"],
-            "validation_auprc": model.metrics["validation"]["auprc"],
-            "threshold": model.threshold,
+            "test_auprc": catalog.figure(test["auprc"]),
+            "test_roc_auc": catalog.figure(test["roc_auc"]),
+            "validation_auprc": catalog.figure(model.metrics["validation"]["auprc"]),
+            # Exact: the value that decides, which a reader may compare with the manifest.
+            "threshold": float(model.threshold),
             "threshold_strategy": config.threshold_strategy,
-            "precision_at_threshold": test["precision"],
-            "recall_at_threshold": test["recall"],
-            "f1_at_threshold": test["f1"],
+            "precision_at_threshold": catalog.figure(test["precision"]),
+            "recall_at_threshold": catalog.figure(test["recall"]),
+            "f1_at_threshold": catalog.figure(test["f1"]),
             "confusion_matrix": confusion_matrix_markdown(test["confusion_matrix"]),
             "top_features": markdown_table(
                 ["feature", "share of gain"],
@@ -132,15 +140,20 @@ def serving_versions(registry) -> dict[str, str]:
     }
 
 
+# The registry document that says which model each serving asset is.
+SERVING_POINTERS = {"production_model": "production.json", "challenger_model": "challenger.json"}
+
+
+def serving_uri(registry, asset: str) -> str:
+    return catalog.uri(registry.location, SERVING_POINTERS[asset])
+
+
 def serving_result(asset: str, version: str, **metadata) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         asset_key=asset,
         data_version=dg.DataVersion(version),
         metadata={"model_version": version, **metadata},
     )
-
-
-_SERVING_OWNERS = ["team:fraud-ml"]
 
 
 def _last_labelled_day(test_split: pd.DataFrame) -> str | None:
@@ -166,9 +179,9 @@ def _last_labelled_day(test_split: pd.DataFrame) -> str | None:
             "(`challenger_evaluation`). `fraud model promote VERSION` overrides (and rolls back); "
             "the serving-model sensor records such changes here.",
             kinds={"xgboost"},
-            owners=_SERVING_OWNERS,
-            tags={"stage": "deployment"},
-            code_version="2",
+            owners=catalog.OWNERS,
+            tags=catalog.tags("deployment", "model"),
+            code_version=catalog.code_version(__name__, "model_rollout"),
             automation_condition=after_upstream(),
         ),
         dg.AssetSpec(
@@ -177,9 +190,9 @@ def _last_labelled_day(test_split: pd.DataFrame) -> str | None:
             description="The model scored in shadow beside production (`none` while no challenge "
             "runs); its data version is the model version.",
             kinds={"xgboost"},
-            owners=_SERVING_OWNERS,
-            tags={"stage": "deployment"},
-            code_version="1",
+            owners=catalog.OWNERS,
+            tags=catalog.tags("deployment", "model"),
+            code_version=catalog.code_version(__name__, "model_rollout"),
             automation_condition=after_upstream(),
         ),
     ],
@@ -222,8 +235,13 @@ def model_rollout(
         "production_model",
         serving["production_model"],
         previous_version=previous.version if previous else "none",
-        test_auprc=gate.candidate_auprc,
+        test_auprc=catalog.figure(gate.candidate_auprc),
         gate=gate.describe(),
         registry=dg.MetadataValue.path(registry.location.url_of("production.json")),
+        **{catalog.URI: serving_uri(registry, "production_model")},
     )
-    yield serving_result("challenger_model", serving["challenger_model"])
+    yield serving_result(
+        "challenger_model",
+        serving["challenger_model"],
+        **{catalog.URI: serving_uri(registry, "challenger_model")},
+    )
