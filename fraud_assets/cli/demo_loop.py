@@ -110,7 +110,8 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
         click.echo("training the first model on the base file")
         _run(_job(defs, "training_job"), instance)
         done["trained"] += 1
-    score = _job(defs, "", ["daily_predictions", "challenger_predictions"])
+    # Drift is measured as the automation condition would, right after the day is scored.
+    score = _job(defs, "", ["daily_predictions", "challenger_predictions", "drift_statistics"])
     labels_job = _job(defs, "labels_job")
     pending = root / "data" / "labels"
     for index, day in enumerate(dates):
@@ -163,7 +164,23 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
 
     for event in serving_events(storage, instance):
         instance.report_runless_asset_event(event)
+    done["drift"] = {day: _latest_drift_level(instance, day) for day in dates}
     return done
+
+
+def _latest_drift_level(instance, day: str) -> str:
+    """The day's stored drift verdict, so that a second demo, which measures nothing again,
+    still shows it."""
+    import dagster as dg
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_statistics"), asset_partitions=[day]),
+        limit=1,
+    ).records
+    if not records:
+        return "-"
+    level = records[0].asset_materialization.metadata.get("drift_level")
+    return "-" if level is None else str(level.value)
 
 
 def _metadata(result, asset: str) -> dict:
@@ -182,7 +199,8 @@ def summary(storage, dates: list[str], done: dict) -> list[str]:
     by_day: dict[str, dict] = {}
     for r in rows:
         by_day.setdefault(r["date"], {})[r["role"]] = r
-    lines = ["day         production AUPRC (version)      challenger AUPRC (version)      status"]
+    drift_levels = done.get("drift", {})
+    lines = ["day         production AUPRC (version)      challenger AUPRC (version)      labels       drift"]
     for day in dates:
         roles = by_day.get(day, {})
 
@@ -194,7 +212,8 @@ def summary(storage, dates: list[str], done: dict) -> list[str]:
             return f"{auprc} ({r['model_version']}, {r['frauds']} frauds)".ljust(30)
 
         status = "mature" if roles and next(iter(roles.values()))["mature"] else "provisional"
-        lines.append(f"{day}  {cell('production')}  {cell('challenger')}  {status}")
+        lines.append(f"{day}  {cell('production')}  {cell('challenger')}  {status:<11}  "
+                     f"{drift_levels.get(day, '-')}")
     evaluation = done.get("evaluation", {})
     history = (storage.registry().challenger_record() or {}).get("history", [])
     if evaluation.get("outcome") and evaluation["outcome"] != "no challenge running" or not history:

@@ -106,7 +106,7 @@ TRAINING_SCHEMA = dg.TableSchema(
 _PREDICTION_DESCRIPTIONS = {
     "transaction_id": ("string or int", "The batch file's own transaction id, else the row number "
                        "in the file (ids repeat across a day's files)."),
-    "fraud_probability": ("float", "Calibrated probability that the transaction is fraud."),
+    "fraud_probability": ("float", "Probability that the transaction is fraud (the up-weighting of frauds in training corrected back)."),
     "is_fraud": ("bool", "fraud_probability at or above the model's decision threshold."),
     "model_version": ("string", "Registry version of the model that scored the row."),
 }

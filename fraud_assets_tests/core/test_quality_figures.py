@@ -64,7 +64,14 @@ def test_pictures_of_a_real_curve_are_valid_svg_with_the_threshold_marked(traine
     assert root.tag.endswith("svg")
     assert any(element.tag.endswith("circle") for element in root.iter())  # the threshold
     text = pictures.precision_recall_text(points, (test["recall"], test["precision"]))
-    assert "threshold" in text and len(text) < 1_000  # what the UI shows inline
+    assert len(text) < 1_000  # what the UI shows inline
+    marked = [line for line in text.splitlines() if line.endswith("◀")]
+    assert len(marked) == 1  # the row of the threshold's recall
+    assert text.splitlines()[-1] == (
+        f"◀ threshold: P {test['precision']:.2f}, R {test['recall']:.2f}"
+    )
+    # Every line stays short enough for the UI's value column.
+    assert max(len(line) for line in text.splitlines()) <= 40
     trained_model.save(__import__("fsspec").filesystem("file"), str(tmp_path))
     ET.parse(tmp_path / "pr_curve.svg")
 

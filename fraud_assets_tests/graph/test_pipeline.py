@@ -72,7 +72,7 @@ def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance):
                 "best_iteration", "training_seconds", "precision_recall_curve"):
         assert key in model_metadata, key
     assert model_metadata["test_auprc"].value > 0.5
-    assert model_metadata["threshold"].value == registry.load_production().threshold
+    assert model_metadata["threshold"].value == round(registry.load_production().threshold, 6)
 
 
 def test_failed_quality_gate_keeps_the_production_model(project, instance, monkeypatch):

@@ -164,7 +164,8 @@ def text_bar(value: float, top: float, width: int = 20) -> str:
 def precision_recall_text(points: Sequence[Sequence[float]], at_threshold: Sequence[float] | None,
                           columns: int = 10) -> str:
     """Precision at recall 0.1, 0.2, ... 1.0 (the step curve's value there), as bars; the
-    threshold's row marked."""
+    threshold's row marked, and its figures on a line of their own (the UI's value column
+    is narrow: a long mark beside a bar is cut off)."""
     lines = []
     for k in range(1, columns + 1):
         recall = k / columns
@@ -172,8 +173,10 @@ def precision_recall_text(points: Sequence[Sequence[float]], at_threshold: Seque
         precision = reached[0] if reached else 0.0
         mark = ""
         if at_threshold is not None and recall - 1 / columns < at_threshold[0] <= recall + 1e-9:
-            mark = f" ◀ threshold (P {at_threshold[1]:.2f}, R {at_threshold[0]:.2f})"
+            mark = " ◀"
         lines.append(f"R {recall:.1f} P {precision:.2f} {text_bar(precision, 1.0)}{mark}")
+    if at_threshold is not None:
+        lines.append(f"◀ threshold: P {at_threshold[1]:.2f}, R {at_threshold[0]:.2f}")
     return "\n".join(lines)
 
 

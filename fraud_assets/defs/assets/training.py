@@ -111,8 +111,8 @@ def fraud_model(
             "test_auprc": catalog.figure(test["auprc"]),
             "test_roc_auc": catalog.figure(test["roc_auc"]),
             "validation_auprc": catalog.figure(model.metrics["validation"]["auprc"]),
-            # Exact: the value that decides, which a reader may compare with the manifest.
-            "threshold": float(model.threshold),
+            # Rounded for reading; the exact value that decides is in threshold.json.
+            "threshold": catalog.figure(model.threshold, digits=6),
             "threshold_strategy": config.threshold_strategy,
             "precision_at_threshold": catalog.figure(test["precision"]),
             "recall_at_threshold": catalog.figure(test["recall"]),
