@@ -106,6 +106,24 @@ def _scrambled_pages_parquet(frame: pd.DataFrame) -> bytes:
     return bytes(data)
 
 
+def _with_parquet_column(column: str, convert: Callable[[pd.Series], pa.Array]):
+    """Parquet with ``column`` stored as the Arrow array ``convert`` makes of it."""
+
+    def build(frame: pd.DataFrame) -> bytes:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        index = table.schema.get_field_index(column)
+        return _parquet(table.set_column(index, column, convert(frame[column])))
+
+    return build
+
+
+def _half_floats_with_infinity(values: pd.Series) -> pa.Array:
+    # float16 is a legitimate compact storage; its infinity must still be refused.
+    half = values.to_numpy().astype(np.float16)
+    half[2] = np.inf
+    return pa.array(half)
+
+
 def _truncated_parquet(frame: pd.DataFrame) -> bytes:
     return _parquet_of(frame)[:-100]
 
@@ -156,6 +174,8 @@ def corpus() -> list[HostileFile]:
         HostileFile("bom.csv", lambda f: b"\xef\xbb\xbf" + csv_bytes(f), None),
         HostileFile("crlf.csv", lambda f: csv_bytes(f, line_end="\r\n"), None),
         HostileFile("plain.parquet", _parquet_of, None),
+        HostileFile("half_floats.parquet",
+                    _with_parquet_column("V1", lambda v: pa.array(v.to_numpy().astype(np.float16))), None),
         # Not CSV text at all: say what the file is.
         HostileFile("gzip.csv", _gzip, r"gzip-compressed"),
         HostileFile("bzip2.csv", _bz2, r"bzip2-compressed"),
@@ -193,6 +213,12 @@ def corpus() -> list[HostileFile]:
         HostileFile("class_empty.csv", _with_cell(LABEL, 8, ""), r"column 'Class'.*empty",
                     names_row=True),
         HostileFile("class_bool.parquet", _bool_class_parquet, r"column 'Class'.*boolean", names_row=True),
+        HostileFile("half_float_inf.parquet", _with_parquet_column("V1", _half_floats_with_infinity),
+                    r"column 'V1'.*infinite", names_row=True),
+        # A timestamp is not a count of seconds: its nanoseconds since 1970 were scored.
+        HostileFile("timestamp_time.parquet",
+                    _with_parquet_column("Time", lambda t: pa.array(pd.to_datetime(t, unit="s"))),
+                    r"column 'Time'.*date or time, not a number", names_row=True),
         # Damaged Parquet.
         HostileFile("truncated.parquet", _truncated_parquet, r"unreadable file"),
         HostileFile("csv_named.parquet", lambda f: csv_bytes(f), r"unreadable file"),

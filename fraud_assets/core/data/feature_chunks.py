@@ -173,9 +173,14 @@ def _numpy_view(array: pa.Array) -> np.ndarray:
 
 
 def _plain_numeric(column: pa.ChunkedArray) -> bool:
-    """Float or integer without nulls: its numpy view needs none of pandas' conversion rules."""
+    """Float or integer without nulls: its numpy view needs none of pandas' conversion rules.
+
+    Half floats are left to pandas: compared with MAX_ABS_VALUE, which float16 cannot hold,
+    the limit became infinity and an infinite value passed the range check.
+    """
     kind = column.type
-    return (pa.types.is_floating(kind) or pa.types.is_integer(kind)) and column.null_count == 0
+    wide_float = pa.types.is_floating(kind) and kind.bit_width >= 32
+    return (wide_float or pa.types.is_integer(kind)) and column.null_count == 0
 
 
 def _labels_ok(column: pa.ChunkedArray) -> bool:

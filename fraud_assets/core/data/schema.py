@@ -98,6 +98,13 @@ def validate_frame(
                 _describe_bad_rows(column, series.notna().to_numpy(), "boolean, not numeric", row_offset)
             )
             continue
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+            # pandas turns a timestamp into nanoseconds since 1970, a "valid" number.
+            problems.append(
+                _describe_bad_rows(column, series.notna().to_numpy(), "a date or time, not a number",
+                                   row_offset)
+            )
+            continue
         if not pd.api.types.is_numeric_dtype(series):
             numeric = pd.to_numeric(series, errors="coerce")
             non_numeric = numeric.isna().to_numpy() & series.notna().to_numpy()
