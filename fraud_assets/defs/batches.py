@@ -35,10 +35,14 @@ def list_batch_files(data: Location, date: str, prefixes: tuple[str, ...]) -> li
         directory = data.path(prefix)
         if not fs.exists(directory):
             continue
-        for path in fs.ls(directory, detail=False):
-            name = posixpath.basename(path)
+        for entry in fs.ls(directory, detail=True):
+            name = posixpath.basename(entry["name"])
+            # A folder or a dangling symlink named like a batch file holds no rows; opening it
+            # raised FileNotFoundError, a storage failure, and so failed the whole day.
+            if entry.get("type") != "file":
+                continue
             if is_table_file(name) and batch_date(name) == date and name not in found:
-                found[name] = path
+                found[name] = entry["name"]
     return [found[name] for name in sorted(found)]
 
 

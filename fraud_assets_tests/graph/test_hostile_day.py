@@ -82,3 +82,19 @@ def test_storage_outage_fails_the_run_quarantines_nothing_and_the_rerun_complete
     assert rerun.success
     scored = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_late.parquet")
     assert len(scored) == 800
+
+
+def test_entries_that_are_not_files_do_not_stop_the_day(project, instance):
+    assert run_pipeline(instance).success
+    incoming = project / "data" / "incoming"
+    (incoming / f"{DAY}_folder.csv").mkdir()
+    (incoming / f"{DAY}_dangling.csv").symlink_to(incoming / "gone.csv")
+    (incoming / f"{DAY}_loop.parquet").symlink_to(incoming / f"{DAY}_loop.parquet")
+    generate_transactions(700, seed=6, start_day=3, n_days=1, labels=False).to_csv(
+        incoming / f"{DAY}_evening.csv", index=False
+    )
+
+    result = run_pipeline(instance, job="scoring_job", run_config=NO_RETRIES)
+    assert result.success
+    scored = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_evening.parquet")
+    assert len(scored) == 700
