@@ -64,6 +64,13 @@ def _describe_bad_rows(column: str, bad: np.ndarray, what: str, row_offset: int)
     return f"column '{column}': {len(positions)} row(s) {what} (first at data row {first})"
 
 
+def empty_ids_problem(column: str, empty: np.ndarray, row_offset: int) -> str | None:
+    """The id rule of every reader: a row whose id is empty can never be named by a label."""
+    if not empty.any():
+        return None
+    return _describe_bad_rows(column, empty, "with an empty transaction id", row_offset)
+
+
 def validate_frame(
     frame: pd.DataFrame,
     source: str,
@@ -133,6 +140,15 @@ def validate_frame(
             not_binary = finite & ~np.isin(values, (0.0, 1.0))
             if not_binary.any():
                 problems.append(_describe_bad_rows(column, not_binary, "not 0 or 1", row_offset))
+    id_column = find_id_column(frame.columns)
+    if id_column is not None:
+        ids = frame[id_column]
+        empty = ids.isna().to_numpy()
+        if not pd.api.types.is_numeric_dtype(ids):
+            empty = empty | (ids.astype("string").str.strip() == "").fillna(False).to_numpy(dtype=bool)
+        problem = empty_ids_problem(id_column, empty, row_offset)
+        if problem:
+            problems.append(problem)
     if problems:
         raise DataValidationError(source, problems)
 
