@@ -54,6 +54,23 @@ def batch_stem(batch_path: str) -> str:
     return stem
 
 
+def name_clashes(batch_files: list[str], processed_dir: str) -> dict[str, str]:
+    """Files whose predictions would land on another file's of the day (``a.csv`` and
+    ``a.parquet`` both become ``a.parquet``): path -> the file that keeps the name.
+
+    The one already scored keeps it, else the first by name (the order files are scored in).
+    Without this the second file looked scored already and stayed in incoming/ for ever.
+    """
+    by_stem: dict[str, list[str]] = {}
+    for path in batch_files:
+        by_stem.setdefault(batch_stem(path), []).append(path)
+    clashes = {}
+    for paths in by_stem.values():
+        keeper = next((p for p in paths if posixpath.dirname(p) == processed_dir), paths[0])
+        clashes.update({path: keeper for path in paths if path != keeper})
+    return clashes
+
+
 def prediction_name(batch_path: str) -> str:
     return f"{batch_stem(batch_path)}.parquet"
 
