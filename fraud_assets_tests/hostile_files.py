@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 
 from fraud_assets.core.data.schema import LABEL
@@ -106,6 +107,37 @@ def _scrambled_pages_parquet(frame: pd.DataFrame) -> bytes:
     return bytes(data)
 
 
+def _with_parquet_column(column: str, convert: Callable[[pd.Series], pa.Array]):
+    """Parquet with ``column`` stored as the Arrow array ``convert`` makes of it."""
+
+    def build(frame: pd.DataFrame) -> bytes:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        index = table.schema.get_field_index(column)
+        return _parquet(table.set_column(index, column, convert(frame[column])))
+
+    return build
+
+
+def _half_floats_with_infinity(values: pd.Series) -> pa.Array:
+    # float16 is a legitimate compact storage; its infinity must still be refused.
+    half = values.to_numpy().astype(np.float16)
+    half[2] = np.inf
+    return pa.array(half)
+
+
+def _with_ids(make: Callable[[int], list], *, parquet: bool = False):
+    def build(frame: pd.DataFrame) -> bytes:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.append_column("transaction_id", pa.array(make(len(frame)), pa.string()))
+        if parquet:
+            return _parquet(table)
+        sink = io.BytesIO()
+        pa.csv.write_csv(table, sink)
+        return sink.getvalue()
+
+    return build
+
+
 def _truncated_parquet(frame: pd.DataFrame) -> bytes:
     return _parquet_of(frame)[:-100]
 
@@ -156,6 +188,8 @@ def corpus() -> list[HostileFile]:
         HostileFile("bom.csv", lambda f: b"\xef\xbb\xbf" + csv_bytes(f), None),
         HostileFile("crlf.csv", lambda f: csv_bytes(f, line_end="\r\n"), None),
         HostileFile("plain.parquet", _parquet_of, None),
+        HostileFile("half_floats.parquet",
+                    _with_parquet_column("V1", lambda v: pa.array(v.to_numpy().astype(np.float16))), None),
         # Not CSV text at all: say what the file is.
         HostileFile("gzip.csv", _gzip, r"gzip-compressed"),
         HostileFile("bzip2.csv", _bz2, r"bzip2-compressed"),
@@ -172,6 +206,10 @@ def corpus() -> list[HostileFile]:
         HostileFile("duplicate.csv", _duplicate_csv, r"duplicate column name\(s\): 'Amount'"),
         HostileFile("duplicate.parquet", _duplicate_parquet, r"duplicate column name\(s\): 'Amount'"),
         HostileFile("missing.csv", lambda f: csv_bytes(f.drop(columns=["V7"])), r"missing column\(s\): V7"),
+        HostileFile("time_lowercase.csv", lambda f: csv_bytes(f.rename(columns={"Time": "time"})),
+                    r"column 'time' should be named 'Time'"),
+        HostileFile("class_lowercase.parquet", lambda f: _parquet_of(f.rename(columns={LABEL: "class"})),
+                    r"column 'class' should be named 'Class'"),
         # Row faults: column and row named.
         HostileFile("ragged.csv", _ragged, r"wrong number of fields.*data row 5", names_row=False),
         HostileFile("latin1.csv", _with_cell("V2", 7, "", raw=b"0.5\xe9"),
@@ -193,6 +231,18 @@ def corpus() -> list[HostileFile]:
         HostileFile("class_empty.csv", _with_cell(LABEL, 8, ""), r"column 'Class'.*empty",
                     names_row=True),
         HostileFile("class_bool.parquet", _bool_class_parquet, r"column 'Class'.*boolean", names_row=True),
+        HostileFile("half_float_inf.parquet", _with_parquet_column("V1", _half_floats_with_infinity),
+                    r"column 'V1'.*infinite", names_row=True),
+        # A timestamp is not a count of seconds: its nanoseconds since 1970 were scored.
+        HostileFile("timestamp_time.parquet",
+                    _with_parquet_column("Time", lambda t: pa.array(pd.to_datetime(t, unit="s"))),
+                    r"column 'Time'.*date or time, not a number", names_row=True),
+        # Ids no label can name.
+        HostileFile("empty_id.csv", _with_ids(lambda n: [f"t{i}" if i != 6 else "" for i in range(n)]),
+                    r"column 'transaction_id'.*empty transaction id.*data row 7", names_row=True),
+        HostileFile("null_id.parquet",
+                    _with_ids(lambda n: [f"t{i}" if i != 0 else None for i in range(n)], parquet=True),
+                    r"column 'transaction_id'.*empty transaction id.*data row 1", names_row=True),
         # Damaged Parquet.
         HostileFile("truncated.parquet", _truncated_parquet, r"unreadable file"),
         HostileFile("csv_named.parquet", lambda f: csv_bytes(f), r"unreadable file"),

@@ -8,7 +8,12 @@ import posixpath
 import click
 
 from fraud_assets import settings
-from fraud_assets.core.data.tables import has_label, iter_transaction_chunks
+from fraud_assets.core.data.tables import (
+    TABLE_SUFFIXES,
+    has_label,
+    iter_transaction_chunks,
+    table_format,
+)
 from fraud_assets.core.storage.locations import Location, s3_storage_options, sse_arguments
 from fraud_assets.core.storage.replication import (
     ReplicationSetupError,
@@ -94,6 +99,14 @@ def upload(path: str, key: str | None) -> None:
     for _ in iter_transaction_chunks(os.path.abspath(path), require_label=labelled, source=path):
         pass
     key = key or ("raw/creditcard.csv" if labelled else posixpath.join("incoming", os.path.basename(path)))
+    if not key.lower().endswith(TABLE_SUFFIXES) or table_format(key) != table_format(path):
+        # Every reader picks the parser by the name: Parquet bytes under raw/creditcard.csv
+        # were refused by the next training run as "a Parquet file named .csv".
+        raise click.UsageError(
+            f"{path}: a {table_format(path).capitalize()} file cannot be stored as {key}, which "
+            "readers take by its extension; convert the file, or give --key with the same "
+            "extension"
+        )
     names, client = _buckets_and_client()
     bucket = names["data"]
     client.upload_file(

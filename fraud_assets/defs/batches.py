@@ -35,10 +35,14 @@ def list_batch_files(data: Location, date: str, prefixes: tuple[str, ...]) -> li
         directory = data.path(prefix)
         if not fs.exists(directory):
             continue
-        for path in fs.ls(directory, detail=False):
-            name = posixpath.basename(path)
+        for entry in fs.ls(directory, detail=True):
+            name = posixpath.basename(entry["name"])
+            # A folder or a dangling symlink named like a batch file holds no rows; opening it
+            # raised FileNotFoundError, a storage failure, and so failed the whole day.
+            if entry.get("type") != "file":
+                continue
             if is_table_file(name) and batch_date(name) == date and name not in found:
-                found[name] = path
+                found[name] = entry["name"]
     return [found[name] for name in sorted(found)]
 
 
@@ -48,6 +52,23 @@ def batch_stem(batch_path: str) -> str:
         if stem.lower().endswith(suffix):
             return stem[: -len(suffix)]
     return stem
+
+
+def name_clashes(batch_files: list[str], processed_dir: str) -> dict[str, str]:
+    """Files whose predictions would land on another file's of the day (``a.csv`` and
+    ``a.parquet`` both become ``a.parquet``): path -> the file that keeps the name.
+
+    The one already scored keeps it, else the first by name (the order files are scored in).
+    Without this the second file looked scored already and stayed in incoming/ for ever.
+    """
+    by_stem: dict[str, list[str]] = {}
+    for path in batch_files:
+        by_stem.setdefault(batch_stem(path), []).append(path)
+    clashes = {}
+    for paths in by_stem.values():
+        keeper = next((p for p in paths if posixpath.dirname(p) == processed_dir), paths[0])
+        clashes.update({path: keeper for path in paths if path != keeper})
+    return clashes
 
 
 def prediction_name(batch_path: str) -> str:

@@ -92,7 +92,21 @@ def test_s3_upload_refuses_before_touching_s3(capsys, monkeypatch, corpus_dir, n
     _assert_refused(code, err, CASES[name], path)
 
 
+@pytest.mark.parametrize("key", [None, "raw/other.csv", "incoming/2025-03-04_batch"])
+def test_s3_upload_refuses_a_key_whose_extension_is_another_format(capsys, monkeypatch, tmp_path,
+                                                                   base_frame, key):
+    # A labelled Parquet file went to raw/creditcard.csv and broke the next training run.
+    monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    path = tmp_path / "labelled.parquet"
+    base_frame.to_parquet(path, index=False)
+    code, _, err = fraud(capsys, "s3", "upload", path, *(["--key", key] if key else []))
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert re.search(r"a Parquet file cannot be stored as \S+, which readers take by its extension", err), err
+
+
 @pytest.mark.parametrize("name", VALID)
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # an overflow in a check is a check gone wrong
 def test_valid_tricky_files_score_and_drift(capsys, tmp_path, corpus_dir, model_dir, base_frame, name):
     path = corpus_dir / name
     code, out, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", path,

@@ -93,6 +93,10 @@ def test_bad_files_name_file_column_and_row(tmp_path, text, column, what):
         (GOOD.encode() + b"18,2025-03-01,1,1\n", "wrong number of fields, expected 3 (first at data row 3)"),
         (b'transaction_id,transaction_date\n"1,2025-03-01\n', "wrong number of fields"),
         (b"", "empty file"),
+        # Otherwise an unknown column, and every row labelled fraud by default.
+        (GOOD.replace("Class", "class").encode(), "column 'class' should be named 'Class'"),
+        (GOOD.replace("transaction_date", "Transaction_Date").encode(),
+         "column 'Transaction_Date' should be named 'transaction_date'"),
     ],
 )
 def test_label_csv_files_meet_the_batch_files_rules(tmp_path, contents, what):

@@ -82,3 +82,39 @@ def test_storage_outage_fails_the_run_quarantines_nothing_and_the_rerun_complete
     assert rerun.success
     scored = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_late.parquet")
     assert len(scored) == 800
+
+
+def test_entries_that_are_not_files_do_not_stop_the_day(project, instance):
+    assert run_pipeline(instance).success
+    incoming = project / "data" / "incoming"
+    (incoming / f"{DAY}_folder.csv").mkdir()
+    (incoming / f"{DAY}_dangling.csv").symlink_to(incoming / "gone.csv")
+    (incoming / f"{DAY}_loop.parquet").symlink_to(incoming / f"{DAY}_loop.parquet")
+    generate_transactions(700, seed=6, start_day=3, n_days=1, labels=False).to_csv(
+        incoming / f"{DAY}_evening.csv", index=False
+    )
+
+    result = run_pipeline(instance, job="scoring_job", run_config=NO_RETRIES)
+    assert result.success
+    scored = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_evening.parquet")
+    assert len(scored) == 700
+
+
+def test_a_file_whose_predictions_would_overwrite_another_is_quarantined(project, instance):
+    # morning.csv is scored by the first run; its Parquet twin arrives later the same day.
+    assert run_pipeline(instance).success
+    incoming = project / "data" / "incoming"
+    twin = incoming / f"{DAY}_morning.parquet"
+    generate_transactions(500, seed=8, start_day=3, n_days=1, labels=False).to_parquet(twin, index=False)
+    generate_transactions(400, seed=7, start_day=3, n_days=1, labels=False).to_csv(
+        incoming / f"{DAY}_noon.csv", index=False
+    )
+
+    assert run_pipeline(instance, job="scoring_job").success
+    quarantine = project / "data" / "quarantine"
+    reason = json.loads((quarantine / f"{twin.name}.reason.json").read_text())["reason"]
+    assert re.search(rf"{DAY}_morning\.csv of the same day has the same name", reason), reason
+    assert os.listdir(incoming) == []
+    predictions = project / "data" / "predictions" / f"date={DAY}"
+    assert len(pd.read_parquet(predictions / f"{DAY}_morning.parquet")) == 3_000  # not overwritten
+    assert len(pd.read_parquet(predictions / f"{DAY}_noon.parquet")) == 400

@@ -68,6 +68,13 @@ def corpus(ids: list[str]) -> dict[str, tuple[Callable[[], bytes], str]]:
         "duplicate_id.csv": (lambda: _csv([f"{a},{DAY},1", f"{a},{DAY},0"]),
                              r"'transaction_id'.*already labelled in this file.*data row 2"),
         "empty.csv": (lambda: b"", r"empty file"),
+        # Read as an unknown column, "class" of 0 meant "no Class, so fraud".
+        "class_lowercase.csv": (lambda: _csv([f"{a},{DAY},0"], header="transaction_id,transaction_date,class"),
+                                r"column 'class' should be named 'Class'"),
+        "class_lowercase.parquet": (
+            lambda: _parquet({"transaction_id": [a], "transaction_date": [DAY], "CLASS": [0]}),
+            r"column 'CLASS' should be named 'Class'",
+        ),
         "wrong_types.parquet": (
             lambda: _parquet({"transaction_id": [a, b], "transaction_date": [20250304, 20250304],
                               "Class": ["yes", "1"]}),

@@ -23,6 +23,7 @@ from fraud_assets.core.data.schema import (
     MAX_ABS_VALUE,
     NON_NEGATIVE_COLUMNS,
     DataValidationError,
+    empty_ids_problem,
     feature_matrix,
     find_id_column,
     validate_frame,
@@ -103,7 +104,7 @@ def _feature_chunks(fs, path: str, chunk_rows: int, source: str) -> Iterator[Fea
         for slabs in iter_chunks(blocks, chunk_rows):
             features, id_arrays = _chunk_features(slabs, chunk_rows, id_column, source, row_number)
             if id_column is not None:
-                ids = _id_array(pa.concat_arrays(id_arrays))
+                ids = _id_array(pa.concat_arrays(id_arrays), id_column, source, row_number)
             else:
                 ids = numeric_array(np.arange(row_number, row_number + len(features), dtype=np.int64))
             row_number += len(features)
@@ -173,9 +174,14 @@ def _numpy_view(array: pa.Array) -> np.ndarray:
 
 
 def _plain_numeric(column: pa.ChunkedArray) -> bool:
-    """Float or integer without nulls: its numpy view needs none of pandas' conversion rules."""
+    """Float or integer without nulls: its numpy view needs none of pandas' conversion rules.
+
+    Half floats are left to pandas: compared with MAX_ABS_VALUE, which float16 cannot hold,
+    the limit became infinity and an infinite value passed the range check.
+    """
     kind = column.type
-    return (pa.types.is_floating(kind) or pa.types.is_integer(kind)) and column.null_count == 0
+    wide_float = pa.types.is_floating(kind) and kind.bit_width >= 32
+    return (wide_float or pa.types.is_integer(kind)) and column.null_count == 0
 
 
 def _labels_ok(column: pa.ChunkedArray) -> bool:
@@ -200,8 +206,21 @@ def _features_via_pandas(table: pa.Table, source: str, row_offset: int) -> np.nd
     return feature_matrix(frame)
 
 
-def _id_array(column: pa.Array) -> pa.Array:
-    """The id column as the output gets it, typed as the pandas route typed it."""
+def _id_array(column: pa.Array, name: str, source: str, row_offset: int) -> pa.Array:
+    """The id column as the output gets it, typed as the pandas route typed it.
+
+    An empty id is refused: no label can ever name that transaction (and a null among text
+    ids made the conversion below fail with Arrow's words about doubles).
+    """
+    import pyarrow.compute as pc  # loads no pandas
+
+    values = column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+    empty = values.is_null()
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        empty = pc.or_kleene(empty, pc.equal(pc.utf8_trim_whitespace(values), ""))
+    if pc.any(empty).as_py():
+        mask = np.array(empty.fill_null(True).to_pylist(), dtype=bool)  # failure path only
+        raise DataValidationError(source, [empty_ids_problem(name, mask, row_offset)])
     kind = column.type
     if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_string(kind)):
         return column

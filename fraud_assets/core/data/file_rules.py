@@ -89,17 +89,32 @@ def csv_header(head: bytes, source: str) -> list[str]:
     return names
 
 
-def check_header(names: list[str], source: str, required: tuple[str, ...]) -> list[str]:
-    """Refuse duplicate or missing column names; return ``names`` unchanged.
+def check_header(
+    names: list[str], source: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> list[str]:
+    """Refuse duplicate, missing or miscased column names; return ``names`` unchanged.
 
     A duplicated name is ambiguous (which ``Amount`` is the amount?) and crashed pandas and
     Arrow alike, so it is refused whether or not the column is one the schema uses.
+    A name that differs from a schema column (``required`` or ``optional``) only by case is
+    refused too: read as an unknown column, a label file's ``class`` of 0 became "absent,
+    so fraud" and every transaction it named was labelled 1.
     """
     duplicated = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicated:
         raise DataValidationError(
             source, [f"duplicate column name(s): {', '.join(repr(n) for n in duplicated)}"]
         )
+    present = set(names)
+    expected = {column.casefold(): column for column in (*required, *optional)}
+    miscased = [
+        f"column '{name}' should be named '{expected[name.casefold()]}' (names are case-sensitive)"
+        for name in names
+        if name.casefold() in expected and expected[name.casefold()] not in present
+        and name != expected[name.casefold()]
+    ]
+    if miscased:
+        raise DataValidationError(source, miscased)
     missing = [c for c in required if c not in names]
     if missing:
         raise DataValidationError(source, [f"missing column(s): {', '.join(missing)}"])

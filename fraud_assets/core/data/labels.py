@@ -139,7 +139,9 @@ def _read_csv(path: str, fs, source: str) -> pd.DataFrame:
     # Label files are a day's reports: small enough to hold whole.
     with open_guarded(fs, path) as handle:
         content = handle.read()
-    header = check_header(csv_header(content[:HEAD_BYTES], source), source, REQUIRED_COLUMNS)
+    header = check_header(
+        csv_header(content[:HEAD_BYTES], source), source, REQUIRED_COLUMNS, INPUT_COLUMNS
+    )
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -178,7 +180,7 @@ def _read_parquet(path: str, fs, source: str) -> pd.DataFrame:
     with open_guarded(fs, path) as handle:
         parquet = pq.ParquetFile(handle)
         schema = parquet.schema_arrow
-        names = check_header(list(schema.names), source, REQUIRED_COLUMNS)
+        names = check_header(list(schema.names), source, REQUIRED_COLUMNS, INPUT_COLUMNS)
         used = [c for c in INPUT_COLUMNS if c in names]
         wrong = [
             f"column '{c}': Parquet type {schema.field(c).type} is not text, a number or a date"

@@ -64,6 +64,13 @@ def _describe_bad_rows(column: str, bad: np.ndarray, what: str, row_offset: int)
     return f"column '{column}': {len(positions)} row(s) {what} (first at data row {first})"
 
 
+def empty_ids_problem(column: str, empty: np.ndarray, row_offset: int) -> str | None:
+    """The id rule of every reader: a row whose id is empty can never be named by a label."""
+    if not empty.any():
+        return None
+    return _describe_bad_rows(column, empty, "with an empty transaction id", row_offset)
+
+
 def validate_frame(
     frame: pd.DataFrame,
     source: str,
@@ -98,6 +105,13 @@ def validate_frame(
                 _describe_bad_rows(column, series.notna().to_numpy(), "boolean, not numeric", row_offset)
             )
             continue
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+            # pandas turns a timestamp into nanoseconds since 1970, a "valid" number.
+            problems.append(
+                _describe_bad_rows(column, series.notna().to_numpy(), "a date or time, not a number",
+                                   row_offset)
+            )
+            continue
         if not pd.api.types.is_numeric_dtype(series):
             numeric = pd.to_numeric(series, errors="coerce")
             non_numeric = numeric.isna().to_numpy() & series.notna().to_numpy()
@@ -126,6 +140,15 @@ def validate_frame(
             not_binary = finite & ~np.isin(values, (0.0, 1.0))
             if not_binary.any():
                 problems.append(_describe_bad_rows(column, not_binary, "not 0 or 1", row_offset))
+    id_column = find_id_column(frame.columns)
+    if id_column is not None:
+        ids = frame[id_column]
+        empty = ids.isna().to_numpy()
+        if not pd.api.types.is_numeric_dtype(ids):
+            empty = empty | (ids.astype("string").str.strip() == "").fillna(False).to_numpy(dtype=bool)
+        problem = empty_ids_problem(id_column, empty, row_offset)
+        if problem:
+            problems.append(problem)
     if problems:
         raise DataValidationError(source, problems)
 

@@ -178,7 +178,7 @@ def _validated_chunks(fs, path, source, require_label, chunk_rows, on_rows) -> I
 
 def checked_header(fs, path: str, source: str, columns: tuple[str, ...]) -> list[str]:
     """The file's column names under the one header rule (:mod:`file_rules`)."""
-    return check_header(_header(fs, path, source), source, columns)
+    return check_header(_header(fs, path, source), source, columns, LABELLED_COLUMNS)
 
 
 # --- reading in bounded memory ------------------------------------------------------------------

@@ -18,6 +18,7 @@ from fraud_assets.defs import catalog
 from fraud_assets.defs.batches import (
     list_batch_files,
     move_to,
+    name_clashes,
     prediction_name,
     processed_folder,
     quarantine,
@@ -146,8 +147,24 @@ def daily_predictions(
     started = time.perf_counter()
     model = None
     summaries, fresh, rejected = [], [], []
+    clashes = name_clashes(batch_files, data.path(processed_folder(dataset.processed_prefix, day)))
     for batch_path in batch_files:
+        name = batch_path.rsplit("/", 1)[-1]
         stats_path = predictions.path(f"date={day}", stats_name(batch_path))
+        # Refused only once the other file holds the name (scored): if it was quarantined,
+        # this one is scored in its place.
+        if batch_path in clashes and (chosen is None or name in chosen) and predictions.fs.exists(
+            stats_path
+        ):
+            keeper = clashes[batch_path].rsplit("/", 1)[-1]
+            reason = (f"{data.display(batch_path)}: {keeper} of the same day has the same name "
+                      "before its extension and their predictions would overwrite each other; "
+                      "rename this file")
+            moved = quarantine(data, batch_path, dataset.quarantine_prefix, reason)
+            rejected.append({"file": data.display(batch_path), "quarantined_to": data.display(moved),
+                             "reason": reason})
+            context.log.error("rejected %s: %s", batch_path, reason)
+            continue
         already_scored = predictions.fs.exists(stats_path)
         wanted = batch_path.rsplit("/", 1)[-1] in chosen if chosen is not None else (
             config.rescore or not already_scored
