@@ -20,6 +20,7 @@ from distributed import Client
 from xgboost import dask as xgb_dask
 
 from fraud_assets.core.cluster.client import worker_count
+from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, with_splits
 from fraud_assets.core.cluster.tables import check_tables_on_workers, labelled_frame
 from fraud_assets.core.data import profile
@@ -176,10 +177,7 @@ def _scores(part: pd.DataFrame, model: FraudModel) -> pd.DataFrame:
 
 
 def _held_out_scores(frame: dd.DataFrame, model: FraudModel):
-    # A fresh copy without cached predictors: only bytes and numbers travel to the workers.
-    portable = FraudModel(version=model.version, booster_bytes=model.booster_bytes,
-                          preprocessor=model.preprocessor, threshold=model.threshold,
-                          log_odds_correction=model.log_odds_correction)
+    portable = portable_model(model)
     meta = pd.DataFrame({SPLIT: pd.Series(dtype="int8"), LABEL: pd.Series(dtype="int8"),
                          "score": pd.Series(dtype="float32")})
     scored = frame.map_partitions(_scores, portable, meta=meta).compute()
