@@ -68,3 +68,21 @@ def test_cluster_training_matches_one_process_in_quality(dask_cluster, s3_data, 
     gap = _held_out_ap(tmp_path / "cluster", held_out) - _held_out_ap(tmp_path / "one-process", held_out)
     print(f"held-out AP gap, cluster minus one process: {gap:+.4f}")
     assert abs(gap) <= 0.01
+
+
+def test_a_bad_file_on_the_cluster_is_refused_as_in_one_process(dask_cluster, s3_endpoint, monkeypatch,
+                                                                 tmp_path, capsys):
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="cluster-bad")
+    frame = generate_transactions(5000, seed=3, fraud_rate=0.02).astype({"V7": object})
+    frame.loc[1234, "V7"] = "n/a"
+    s3.put_object(Bucket="cluster-bad", Key="train/bad.csv", Body=frame.to_csv(index=False).encode())
+    monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("FRAUD_DASK_SCHEDULER", dask_cluster.address)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--data", "s3://cluster-bad/train/", "--output-dir", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert "s3://cluster-bad/train/bad.csv" in err and "'V7'" in err and "data row 1235" in err
+    assert not (tmp_path / "m").exists()
