@@ -91,8 +91,11 @@ def split_of(part: pd.DataFrame, plan: SplitPlan) -> np.ndarray:
     if plan.strategy == "time":
         key = order_key(part)
         return np.where(key < plan.cuts[0], TRAIN, np.where(key < plan.cuts[1], VALIDATION, TEST)).astype(np.int8)
-    hashes = pd.util.hash_pandas_object(part, index=False, hash_key=f"fs{plan.seed % 10**14:014d}")
-    draw = hashes.to_numpy(dtype=np.uint64) / np.float64(2**64)
+    # hash_pandas_object ignores its key for numeric columns: the seed is mixed in afterwards,
+    # through a second hash, or every seed would draw the same parts.
+    content = pd.util.hash_pandas_object(part, index=False).to_numpy(dtype=np.uint64)
+    salt = np.uint64((plan.seed * 0x9E3779B97F4A7C15 + 1) % 2**64)
+    draw = pd.util.hash_array(content ^ salt) / np.float64(2**64)
     return np.where(draw < TEST_FRACTION, TEST,
                     np.where(draw < TEST_FRACTION + VALIDATION_FRACTION, VALIDATION, TRAIN)).astype(np.int8)
 
