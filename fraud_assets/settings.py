@@ -78,6 +78,17 @@ def kms_key_id() -> str | None:
     return os.environ.get("FRAUD_KMS_KEY_ID") or None
 
 
+def input_storage_options() -> dict:
+    """How ``fraud train --data`` and ``fraud score --input`` reach ``s3://`` tables."""
+    return s3_storage_options(endpoint_url=s3_endpoint_url(), region=aws_region(), kms_key_id=kms_key_id())
+
+
+def dask_scheduler() -> str | None:
+    """``FRAUD_DASK_SCHEDULER``: the Dask scheduler (``tcp://host:8786``) that trains and bulk-
+    scores when set; unset, both run in this process and Dask is never imported."""
+    return (os.environ.get("FRAUD_DASK_SCHEDULER") or "").strip() or None
+
+
 def s3_client():
     import boto3
 

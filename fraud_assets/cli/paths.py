@@ -6,6 +6,8 @@ import os
 
 import click
 
+from fraud_assets import settings
+from fraud_assets.core.data.inputs import NoTablesFound, TableSet, resolve_tables
 from fraud_assets.core.data.tables import table_format
 from fraud_assets.core.model.bundle import MANIFEST_FILE, FraudModel
 from fraud_assets.core.model.registry import PRODUCTION_POINTER, ModelRegistry, UnknownModelVersion
@@ -32,6 +34,14 @@ def input_table(value: str, hint: str) -> str:
     if not os.path.isfile(value):
         raise click.BadParameter(f"{value}: no such file", param_hint=hint)
     return value
+
+
+def input_tables(value: str, hint: str) -> TableSet:
+    """A file, a folder of tables or a glob, local or ``s3://``."""
+    try:
+        return resolve_tables(value, settings.input_storage_options())
+    except (NoTablesFound, ValueError, OSError) as error:
+        raise click.BadParameter(str(error), param_hint=hint) from error
 
 
 def load_model_dir(model_dir: str) -> FraudModel:

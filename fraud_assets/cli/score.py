@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
-from fraud_assets.cli.paths import LOCAL_FS, input_table, load_model_dir, output_table
+from fraud_assets import settings
+from fraud_assets.cli.paths import LOCAL_FS, input_tables, load_model_dir, output_table
 from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.data.inputs import TableSet, distinct_output_names
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.scoring import score_file
 from fraud_assets.core.storage.locations import write_json_atomic
@@ -18,15 +20,20 @@ from fraud_assets.core.storage.locations import write_json_atomic
 
 @click.command("score")
 @click.option("--model-dir", required=True, help="Model folder from `fraud train`, or a registry root.")
-@click.option("--input", "input_path", required=True, help="Transactions, .csv or .parquet.")
-@click.option("--output", "output_path", required=True, help="Predictions, .csv or .parquet.")
+@click.option("--input", "input_path", required=True, help="Transactions, .csv or .parquet; or a folder of them or a glob (local or s3://).")
+@click.option("--output", "output_path", required=True,
+              help="Predictions, .csv or .parquet; a folder when --input names several files.")
 @click.option("--preprocessing", type=click.Path(exists=True, dir_okay=False),
               help="Preprocessing JSON to use instead of the model folder's own.")
 @click.option("--chunk-rows", type=click.IntRange(min=1000), default=DEFAULT_CHUNK_ROWS, show_default=True)
 def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows):
-    """Score a batch file; write predictions and inference_stats.json beside them."""
-    output_table(output_path)
-    input_table(input_path, "--input")
+    """Score a batch file, or many into a folder; write predictions and inference_stats.json."""
+    tables = input_tables(input_path, "--input")
+    single = tables.is_single_file
+    if single:
+        output_table(output_path)
+    else:
+        names = _output_names(tables, output_path)
     model = load_model_dir(model_dir)
     if preprocessing:
         if not preprocessing.endswith(".json"):
@@ -37,10 +44,52 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
         except (ValueError, KeyError, TypeError) as error:
             # Not JSON, or an unknown kind: a usage error (exit 2), not a traceback.
             raise click.BadParameter(f"{preprocessing}: {error}", param_hint="--preprocessing") from error
+    if not single:
+        _score_many(model, tables, names, output_path, chunk_rows)
+        return
     output = os.path.abspath(output_path)
-    with Progress(f"scoring {input_path}", total=known_rows(input_path)) as progress:
-        stats = score_file(model, os.path.abspath(input_path), output, chunk_rows=chunk_rows,
+    total = None if tables.is_remote else known_rows(tables.paths[0])
+    with Progress(f"scoring {input_path}", total=total) as progress:
+        stats = score_file(model, tables.paths[0], output, input_fs=tables.fs, chunk_rows=chunk_rows,
                            source=input_path, on_rows=progress.add)
     stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
     write_json_atomic(LOCAL_FS, stats_path, {**stats.to_dict(), "input": input_path, "output": output_path})
     click.echo(json.dumps(stats.to_dict()))
+
+
+def _output_names(tables: TableSet, output_path: str) -> list[str]:
+    if os.path.isfile(output_path):
+        raise click.BadParameter(f"{output_path} is a file; a folder or glob input needs a folder",
+                                 param_hint="--output")
+    try:
+        return distinct_output_names(tables)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--input") from error
+
+
+def _score_many(model, tables: TableSet, names: list[str], output_dir: str, chunk_rows: int) -> None:
+    """One predictions file per input, named and formatted as the input, and one
+    inference_stats.json listing them; across the Dask cluster when one is configured."""
+    directory = os.path.abspath(output_dir)
+    os.makedirs(directory, exist_ok=True)
+    outputs = [os.path.join(directory, name) for name in names]
+    scheduler = settings.dask_scheduler()
+    if scheduler:
+        from fraud_assets.core.cluster.client import cluster_client
+        from fraud_assets.core.cluster.scoring import score_files_on_cluster
+
+        with cluster_client(scheduler) as client:
+            results = score_files_on_cluster(client, model, tables, outputs, chunk_rows=chunk_rows)
+    else:
+        results = []
+        with Progress(f"scoring {len(outputs)} files of {tables.spec}") as progress:
+            for path, output in zip(tables.paths, outputs, strict=True):
+                results.append(score_file(model, path, output, input_fs=tables.fs, chunk_rows=chunk_rows,
+                                          source=tables.url(path), on_rows=progress.add))
+    files = [
+        {**stats.to_dict(), "input": tables.url(path), "output": output}
+        for path, output, stats in zip(tables.paths, outputs, results, strict=True)
+    ]
+    write_json_atomic(LOCAL_FS, os.path.join(directory, "inference_stats.json"), {"files": files})
+    for entry in files:
+        click.echo(json.dumps(entry))

@@ -6,7 +6,8 @@ import os
 
 import click
 
-from fraud_assets.cli.paths import LOCAL_FS, input_table
+from fraud_assets import settings
+from fraud_assets.cli.paths import LOCAL_FS, input_tables
 from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.model.threshold import STRATEGIES, ThresholdPolicy  # numpy only
 
@@ -15,7 +16,7 @@ _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
 
 
 @click.command("train")
-@click.option("--data", "data_path", required=True, help="Labelled CSV or Parquet file.")
+@click.option("--data", "data_path", required=True, help="Labelled CSV or Parquet file, a folder of them or a glob; local or s3://.")
 @click.option("--output-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--optimize-threshold", is_flag=True,
               help="Tune the threshold on validation data (default policy: max F1) instead of 0.5.")
@@ -33,26 +34,20 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
     # Imported here: training's libraries (pandas, scikit-learn, xgboost) take seconds, which
     # `fraud --help` and the other commands should not pay.
-    from fraud_assets.core.data.features import fit_preprocessor
-    from fraud_assets.core.data.splits import require_both_classes, split_transactions
-    from fraud_assets.core.data.tables import read_transactions
-    from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
+    from fraud_assets.core.model.training import TrainingConfig
     from fraud_assets.core.storage.locations import write_json_atomic
 
-    input_table(data_path, "--data")
-    with Progress(f"reading {data_path}", total=known_rows(data_path)) as progress:
-        frame = read_transactions(os.path.abspath(data_path), source=data_path, on_rows=progress.add)
-    splits = split_transactions(frame, strategy=split_strategy, seed=seed)
-    require_both_classes(splits, data_path)
+    tables = input_tables(data_path, "--data")
     if optimize_threshold:
         policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
     else:
         policy = ThresholdPolicy("fixed", threshold=0.5)
-    with Progress("training", unit="boosting round") as progress:
-        model = train_fraud_model(
-            splits, fit_preprocessor(splits.train), TrainingConfig(seed=seed, threshold=policy),
-            on_round=progress.rounds,
-        )
+    config = TrainingConfig(seed=seed, threshold=policy)
+    scheduler = settings.dask_scheduler()
+    if scheduler:
+        model = _train_on_cluster(scheduler, tables, config, split_strategy)
+    else:
+        model = _train_here(tables, config, split_strategy)
     directory = os.path.abspath(output_dir)
     model.save(LOCAL_FS, directory)
     write_json_atomic(LOCAL_FS, os.path.join(directory, "metrics.json"), model.metrics)
@@ -65,3 +60,28 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
         f"model {model.version} in {output_dir}: test AUPRC {test['auprc']:.4f}, "
         f"ROC-AUC {test['roc_auc']:.4f}, threshold {model.threshold:.4f}"
     )
+
+
+def _train_here(tables, config, split_strategy):
+    from fraud_assets.core.data.features import fit_preprocessor
+    from fraud_assets.core.data.inputs import read_labelled_tables
+    from fraud_assets.core.data.splits import require_both_classes, split_transactions
+    from fraud_assets.core.model.training import train_fraud_model
+
+    total = known_rows(tables.paths[0]) if tables.is_single_file and not tables.is_remote else None
+    with Progress(f"reading {tables.spec}", total=total) as progress:
+        frame = read_labelled_tables(tables, on_rows=progress.add)
+    splits = split_transactions(frame, strategy=split_strategy, seed=config.seed)
+    require_both_classes(splits, tables.spec)
+    with Progress("training", unit="boosting round") as progress:
+        return train_fraud_model(splits, fit_preprocessor(splits.train), config, on_round=progress.rounds)
+
+
+def _train_on_cluster(scheduler, tables, config, split_strategy):
+    # Dask is imported here only: without a scheduler the command never loads it.
+    from fraud_assets.core.cluster.client import cluster_client
+    from fraud_assets.core.cluster.training import train_on_cluster
+
+    with cluster_client(scheduler) as client:
+        click.echo(f"training on the Dask cluster at {scheduler}", err=True)
+        return train_on_cluster(client, tables, config, split_strategy=split_strategy)

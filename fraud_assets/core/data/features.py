@@ -110,12 +110,27 @@ class Preprocessor:
 
 def fit_preprocessor(train: pd.DataFrame) -> Preprocessor:
     """Fit on the training split only, so validation and test stay unseen."""
-    identity = Preprocessor(
-        center=(0.0,) * len(MODEL_FEATURES), scale=(1.0,) * len(MODEL_FEATURES)
-    )
-    unscaled = identity.transform_frame(train).astype(np.float64)
-    center = unscaled.mean(axis=0)
-    scale = unscaled.std(axis=0)
+    unscaled = unscaled_features(train)
+    return _standardising(unscaled.mean(axis=0), unscaled.std(axis=0))
+
+
+def unscaled_features(frame: pd.DataFrame) -> np.ndarray:
+    """The model features before standardising, in float64: what the statistics are of."""
+    identity = Preprocessor(center=(0.0,) * len(MODEL_FEATURES), scale=(1.0,) * len(MODEL_FEATURES))
+    return identity.transform_frame(frame).astype(np.float64)
+
+
+def preprocessor_from_moments(rows: int, sums: np.ndarray, squares: np.ndarray) -> Preprocessor:
+    """The same fit from sums gathered piece by piece (a Dask cluster's partitions): the
+    training split never has to sit in one process."""
+    if rows < 1:
+        raise ValueError("cannot fit preprocessing on no rows")
+    mean = np.asarray(sums, dtype=np.float64) / rows
+    variance = np.maximum(np.asarray(squares, dtype=np.float64) / rows - mean**2, 0.0)
+    return _standardising(mean, np.sqrt(variance))
+
+
+def _standardising(center: np.ndarray, scale: np.ndarray) -> Preprocessor:
     # A constant column (e.g. a tiny split within one hour) must not divide by zero.
     scale = np.where(scale > 1e-12, scale, 1.0)
     return Preprocessor(center=tuple(center.tolist()), scale=tuple(scale.tolist()))

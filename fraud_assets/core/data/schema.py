@@ -45,6 +45,11 @@ class DataValidationError(ValueError):
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
 
+    def __reduce__(self):
+        # Raised on a Dask worker, it travels back pickled: rebuilt from its own arguments
+        # rather than from the message, which __init__ does not take.
+        return type(self), (self.source, self.problems)
+
 
 @dataclass(frozen=True)
 class ValidationReport:

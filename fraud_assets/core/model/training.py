@@ -58,10 +58,16 @@ def rows_per_day(splits: Splits) -> float:
     """Expected daily volume, measured over all the labelled data: its whole span smooths the
     day/night cycle that any one split (a few hours of a time split) would carry."""
     times = pd.concat([part[TIME] for part in (splits.train, splits.validation, splits.test)])
-    rows = len(times)
+    return daily_volume(len(times), float(times.min()) if len(times) else 0.0,
+                        float(times.max()) if len(times) else 0.0)
+
+
+def daily_volume(rows: int, first_time: float, last_time: float) -> float:
+    """Rows per day over a span of ``Time`` values (at least an hour, so a short sample does
+    not claim an absurd volume)."""
     if rows < 2:
         return float(max(rows, 1))
-    span_days = max(float(times.max() - times.min()) / SECONDS_PER_DAY, 1 / 24)
+    span_days = max((last_time - first_time) / SECONDS_PER_DAY, 1 / 24)
     return rows / span_days
 
 
@@ -113,6 +119,139 @@ def make_version(booster_bytes: bytes, when: datetime) -> str:
     return f"xgb-{when:%Y%m%dT%H%M%SZ}-{digest}"
 
 
+def positive_weight(config: TrainingConfig, negatives: int, positives: int) -> float:
+    """The weight of a fraud against a genuine row: the configured one, else the square root
+    of the training split's genuine/fraud ratio."""
+    return config.scale_pos_weight or math.sqrt(negatives / positives)
+
+
+def require_frauds(train_frauds: int, validation_frauds: int) -> None:
+    if train_frauds == 0 or validation_frauds == 0:
+        raise ValueError(
+            "training and validation splits both need frauds "
+            f"(train: {int(train_frauds)}, validation: {int(validation_frauds)})"
+        )
+
+
+def booster_params(config: TrainingConfig, weight: float) -> dict:
+    """XGBoost's parameters, one set for training in this process and on a Dask cluster."""
+    return {
+        "objective": "binary:logistic",
+        "eval_metric": "aucpr",
+        "tree_method": "hist",
+        "eta": config.learning_rate,
+        "max_depth": config.max_depth,
+        "min_child_weight": config.min_child_weight,
+        "subsample": config.subsample,
+        "colsample_bytree": config.colsample_bytree,
+        "lambda": config.reg_lambda,
+        "max_bin": config.max_bin,
+        "scale_pos_weight": weight,
+        "seed": config.seed,
+        "nthread": config.n_threads,
+    }
+
+
+@dataclass(frozen=True)
+class StoppedBooster:
+    """A trained booster cut at early stopping's best round, and how it got there."""
+
+    booster: xgb.Booster
+    weight: float
+    best_iteration: int
+    training_seconds: float
+
+
+def stopped_at_best(booster: xgb.Booster, weight: float, started: float) -> StoppedBooster:
+    # Keep only the trees up to the best validation round: the deployed model is the one
+    # that early stopping chose, and smaller models score faster.
+    best_iteration = int(booster.best_iteration)
+    best_score, booster_rounds = float(booster.best_score), booster.num_boosted_rounds()
+    training_seconds = time.perf_counter() - started
+    log.info("early stopping kept %d of %d rounds (best validation AUPRC %.4f) after %.1f s",
+             best_iteration + 1, booster_rounds, best_score, training_seconds)
+    return StoppedBooster(booster[: best_iteration + 1], weight, best_iteration, training_seconds)
+
+
+def untuned_model(stopped: StoppedBooster, preprocessor: Preprocessor, created: datetime) -> FraudModel:
+    """The bundle before its threshold and manifest: what held-out rows are scored with."""
+    booster_bytes = bytes(stopped.booster.save_raw("ubj"))
+    return FraudModel(
+        booster_bytes=booster_bytes,
+        version=make_version(booster_bytes, created),
+        preprocessor=preprocessor,
+        threshold=0.5,
+        log_odds_correction=log_odds_correction_for(stopped.weight),
+    )
+
+
+@dataclass(frozen=True)
+class HeldOutEvidence:
+    """What the threshold, the metrics and the drift reference are computed from, however the
+    rows were read: labels and scores of validation and test, and the training features."""
+
+    y_valid: np.ndarray
+    valid_scores: np.ndarray
+    y_test: np.ndarray
+    test_scores: np.ndarray
+    rows_per_day: float
+    # {"train" | "validation" | "test": {"rows": n, "frauds": n}}
+    split_counts: dict
+    # DRIFT_FEATURES of the training split (all of it, or a sample of it on a cluster).
+    drift_columns: dict
+
+
+def complete_model(
+    model: FraudModel,
+    stopped: StoppedBooster,
+    config: TrainingConfig,
+    evidence: HeldOutEvidence,
+    *,
+    provenance_document: dict,
+    created: datetime,
+    extra_training: dict | None = None,
+) -> FraudModel:
+    """Choose the threshold on validation and write the manifest: one policy for every engine."""
+    choice = choose_threshold(evidence.y_valid, evidence.valid_scores, config.threshold,
+                              rows_per_day=evidence.rows_per_day)
+    model.threshold = choice.threshold
+    y_test, test_scores = evidence.y_test, evidence.test_scores
+    # Scores from held-out rows: training-set scores are optimistic and would make every
+    # production day look drifted.
+    drift_columns = {**evidence.drift_columns, profile.SCORE: evidence.valid_scores}
+    model.manifest = {
+        "created_at": created.isoformat(),
+        # All three splits: validation chose the stopping round and threshold, test the gate.
+        "provenance": provenance_document,
+        "algorithm": "xgboost",
+        "libraries": {"xgboost": xgb.__version__, "scikit-learn": sklearn.__version__},
+        "training": {
+            **{k: v for k, v in asdict(config).items() if k != "threshold"},
+            "scale_pos_weight": stopped.weight,
+            "best_iteration": stopped.best_iteration,
+            "training_seconds": round(stopped.training_seconds, 3),
+            **(extra_training or {}),
+        },
+        "threshold_policy": {
+            **config.threshold.to_dict(),
+            **({"rows_per_day": round(evidence.rows_per_day, 1)}
+               if config.threshold.strategy == "alert_budget" else {}),
+        },
+        "data": evidence.split_counts,
+        "metrics": {
+            "validation": classification_report(evidence.y_valid, evidence.valid_scores, choice.threshold),
+            "test": classification_report(y_test, test_scores, choice.threshold),
+        },
+        "pr_curve_test": (
+            precision_recall_points(y_test, test_scores, choice.threshold) if y_test.sum() else []
+        ),
+        "top_features": _top_features(stopped.booster),
+        "feature_importance": importance_by_input(stopped.booster),
+        "drift_reference": profile.reference_to_dict(profile.build_reference(drift_columns)),
+    }
+    return model
+
+
 def train_fraud_model(
     splits: Splits,
     preprocessor: Preprocessor,
@@ -129,13 +268,9 @@ def train_fraud_model(
     started = time.perf_counter()
     y_train = splits.train[LABEL].to_numpy()
     y_valid = splits.validation[LABEL].to_numpy()
-    if y_train.sum() == 0 or y_valid.sum() == 0:
-        raise ValueError(
-            "training and validation splits both need frauds "
-            f"(train: {int(y_train.sum())}, validation: {int(y_valid.sum())})"
-        )
+    require_frauds(int(y_train.sum()), int(y_valid.sum()))
     negatives, positives = len(y_train) - y_train.sum(), y_train.sum()
-    weight = config.scale_pos_weight or math.sqrt(negatives / positives)
+    weight = positive_weight(config, negatives, positives)
 
     log.info("training on %d rows (%d frauds), stopping on %d validation rows; positive weight %.1f",
              len(y_train), int(positives), len(y_valid), weight)
@@ -146,23 +281,8 @@ def train_fraud_model(
     valid_matrix = xgb.QuantileDMatrix(
         preprocessor.transform_frame(splits.validation), label=y_valid, feature_names=names, ref=train_matrix
     )
-    params = {
-        "objective": "binary:logistic",
-        "eval_metric": "aucpr",
-        "tree_method": "hist",
-        "eta": config.learning_rate,
-        "max_depth": config.max_depth,
-        "min_child_weight": config.min_child_weight,
-        "subsample": config.subsample,
-        "colsample_bytree": config.colsample_bytree,
-        "lambda": config.reg_lambda,
-        "max_bin": config.max_bin,
-        "scale_pos_weight": weight,
-        "seed": config.seed,
-        "nthread": config.n_threads,
-    }
     booster = xgb.train(
-        params,
+        booster_params(config, weight),
         train_matrix,
         num_boost_round=config.n_estimators,
         evals=[(valid_matrix, "validation")],
@@ -170,72 +290,23 @@ def train_fraud_model(
         verbose_eval=False,
         callbacks=[_RoundReporter(config.n_estimators, on_round)],
     )
-    # Keep only the trees up to the best validation round: the deployed model is the one
-    # that early stopping chose, and smaller models score faster.
-    best_iteration = int(booster.best_iteration)
-    best_score, booster_rounds = float(booster.best_score), booster.num_boosted_rounds()
-    booster = booster[: best_iteration + 1]
-    training_seconds = time.perf_counter() - started
-    log.info("early stopping kept %d of %d rounds (best validation AUPRC %.4f) after %.1f s",
-             best_iteration + 1, booster_rounds, best_score, training_seconds)
-
+    stopped = stopped_at_best(booster, weight, started)
     created = datetime.now(UTC)
-    booster_bytes = bytes(booster.save_raw("ubj"))
-    model = FraudModel(
-        booster_bytes=booster_bytes,
-        version=make_version(booster_bytes, created),
-        preprocessor=preprocessor,
-        threshold=0.5,
-        log_odds_correction=log_odds_correction_for(weight),
-    )
-    valid_scores = model.predict_proba(feature_matrix(splits.validation))
-    daily_volume = rows_per_day(splits)
-    choice = choose_threshold(y_valid, valid_scores, config.threshold, rows_per_day=daily_volume)
-    model.threshold = choice.threshold
-
-    y_test = splits.test[LABEL].to_numpy()
-    test_scores = model.predict_proba(feature_matrix(splits.test))
-    model.manifest = {
-        "created_at": created.isoformat(),
-        # All three splits: validation chose the stopping round and threshold, test the gate.
-        "provenance": provenance(
-            (splits.train, splits.validation, splits.test), run_id=run_id
-        ),
-        "algorithm": "xgboost",
-        "libraries": {"xgboost": xgb.__version__, "scikit-learn": sklearn.__version__},
-        "training": {
-            **{k: v for k, v in asdict(config).items() if k != "threshold"},
-            "scale_pos_weight": weight,
-            "best_iteration": best_iteration,
-            "training_seconds": round(training_seconds, 3),
-        },
-        "threshold_policy": {
-            **config.threshold.to_dict(),
-            **({"rows_per_day": round(daily_volume, 1)} if config.threshold.strategy == "alert_budget" else {}),
-        },
-        "data": {
+    model = untuned_model(stopped, preprocessor, created)
+    evidence = HeldOutEvidence(
+        y_valid=y_valid,
+        valid_scores=model.predict_proba(feature_matrix(splits.validation)),
+        y_test=splits.test[LABEL].to_numpy(),
+        test_scores=model.predict_proba(feature_matrix(splits.test)),
+        rows_per_day=rows_per_day(splits),
+        split_counts={
             name: {"rows": len(part), "frauds": int(part[LABEL].sum())}
             for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
         },
-        "metrics": {
-            "validation": classification_report(y_valid, valid_scores, choice.threshold),
-            "test": classification_report(y_test, test_scores, choice.threshold),
-        },
-        "pr_curve_test": (
-            precision_recall_points(y_test, test_scores, choice.threshold) if y_test.sum() else []
-        ),
-        "top_features": _top_features(booster),
-        "feature_importance": importance_by_input(booster),
-        "drift_reference": profile.reference_to_dict(
-            build_drift_reference(splits.train, valid_scores)
-        ),
-    }
-    return model
-
-
-def build_drift_reference(train: pd.DataFrame, held_out_scores: np.ndarray) -> dict:
-    """Features from the training split; scores from held-out rows, as training-set scores are
-    optimistic and would make every production day look drifted."""
-    columns = {name: train[name].to_numpy() for name in profile.DRIFT_FEATURES}
-    columns[profile.SCORE] = held_out_scores
-    return profile.build_reference(columns)
+        drift_columns={name: splits.train[name].to_numpy() for name in profile.DRIFT_FEATURES},
+    )
+    return complete_model(
+        model, stopped, config, evidence,
+        provenance_document=provenance((splits.train, splits.validation, splits.test), run_id=run_id),
+        created=created,
+    )

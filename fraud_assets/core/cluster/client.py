@@ -1,0 +1,33 @@
+"""A connection to the Dask scheduler that ``FRAUD_DASK_SCHEDULER`` names."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from distributed import Client
+
+# Long enough for a scheduler that is still starting (systemd restarts it within seconds).
+CONNECT_TIMEOUT_SECONDS = 30
+
+
+class ClusterUnavailable(RuntimeError):
+    """The scheduler could not be reached: a configuration or infrastructure problem."""
+
+
+@contextlib.contextmanager
+def cluster_client(address: str) -> Iterator[Client]:
+    try:
+        # The default client: every .compute() then runs on the workers (without it Dask
+        # would quietly compute here), and xgboost.dask looks for it.
+        client = Client(address, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=True)
+    except (OSError, TimeoutError) as error:
+        raise ClusterUnavailable(f"no Dask scheduler answers at {address}: {error}") from error
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def worker_count(client: Client) -> int:
+    return len(client.scheduler_info(n_workers=-1)["workers"])

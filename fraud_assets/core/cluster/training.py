@@ -1,0 +1,196 @@
+"""``xgboost.dask`` training with the single-process policy: same parameters, weighting,
+early stopping on validation, threshold and bundle (:mod:`fraud_assets.core.model.training`).
+
+What reaches this process: per-partition sums (preprocessing, counts, fingerprints), the
+booster, the labels and scores of the validation and test rows (two numbers a row, for the
+threshold and the metrics) and a sample of training rows for the drift reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from distributed import Client
+from xgboost import dask as xgb_dask
+
+from fraud_assets.core.cluster.client import worker_count
+from fraud_assets.core.cluster.scoring import portable_model
+from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, with_splits
+from fraud_assets.core.cluster.tables import check_tables_on_workers, labelled_frame
+from fraud_assets.core.data import profile
+from fraud_assets.core.data.features import MODEL_FEATURES, preprocessor_from_moments, unscaled_features
+from fraud_assets.core.data.inputs import TableSet
+from fraud_assets.core.data.schema import LABEL, TIME, DataValidationError, feature_matrix
+from fraud_assets.core.data.splits import MIN_ROWS_PER_CLASS
+from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.provenance import data_fingerprint, partitioned_provenance
+from fraud_assets.core.model.training import (
+    HeldOutEvidence,
+    TrainingConfig,
+    booster_params,
+    complete_model,
+    daily_volume,
+    positive_weight,
+    require_frauds,
+    stopped_at_best,
+    untuned_model,
+)
+
+log = logging.getLogger(__name__)
+
+# Training rows profiled for the drift reference: its quantile grid has 1,001 points, which a
+# sample of this size pins down well, and it is all this process holds of the training data.
+DRIFT_SAMPLE_ROWS = 200_000
+_PARTS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
+_N = len(MODEL_FEATURES)
+
+
+def train_on_cluster(
+    client: Client,
+    tables: TableSet,
+    config: TrainingConfig | None = None,
+    *,
+    split_strategy: str = "time",
+    run_id: str | None = None,
+) -> FraudModel:
+    config = config or TrainingConfig()
+    started = time.perf_counter()
+    check_tables_on_workers(client, tables)
+    frame = with_splits(labelled_frame(tables), plan_splits(labelled_frame(tables), split_strategy, config.seed))
+    summary = _summarise(frame)
+    _require_both_classes(summary, tables.spec)
+    counts = summary["counts"]
+    require_frauds(counts["train"]["frauds"], counts["validation"]["frauds"])
+    train_rows, train_frauds = counts["train"]["rows"], counts["train"]["frauds"]
+    weight = positive_weight(config, train_rows - train_frauds, train_frauds)
+    preprocessor = preprocessor_from_moments(train_rows, summary["sums"], summary["squares"])
+    log.info("training on %d workers: %d rows (%d frauds), stopping on %d validation rows; "
+             "positive weight %.1f", worker_count(client), train_rows, train_frauds,
+             counts["validation"]["rows"], weight)
+
+    names = list(preprocessor.feature_names)
+    train_matrix = _matrix(client, frame, TRAIN, preprocessor, max_bin=config.max_bin)
+    valid_matrix = _matrix(client, frame, VALIDATION, preprocessor, ref=train_matrix)
+    params = booster_params(config, weight)
+    if not params["nthread"]:
+        del params["nthread"]  # each worker then uses its own thread count, not every core
+    output = xgb_dask.train(
+        client, params, train_matrix, num_boost_round=config.n_estimators,
+        evals=[(valid_matrix, "validation")], early_stopping_rounds=config.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    booster: xgb.Booster = output["booster"]
+    booster.feature_names = names
+    stopped = stopped_at_best(booster, weight, started)
+    created = datetime.now(UTC)
+    model = untuned_model(stopped, preprocessor, created)
+    y_valid, valid_scores, y_test, test_scores = _held_out_scores(frame, model)
+    evidence = HeldOutEvidence(
+        y_valid=y_valid, valid_scores=valid_scores, y_test=y_test, test_scores=test_scores,
+        rows_per_day=daily_volume(summary["rows"], summary["first_time"], summary["last_time"]),
+        split_counts=counts,
+        drift_columns=_drift_sample(frame, train_rows, config.seed),
+    )
+    return complete_model(
+        model, stopped, config, evidence,
+        provenance_document=partitioned_provenance(summary["fingerprints"], summary["rows"], run_id=run_id),
+        created=created,
+        extra_training={"engine": "xgboost.dask", "workers": worker_count(client),
+                        "split_strategy": split_strategy},
+    )
+
+
+def _partition_summary(part: pd.DataFrame) -> pd.DataFrame:
+    """One row: counts per split, Time's range, the training rows' feature sums and the
+    partition's content hash."""
+    labels = part[LABEL].to_numpy()
+    splits = part[SPLIT].to_numpy()
+    row: dict = {}
+    for name, code in _PARTS.items():
+        mine = splits == code
+        row[f"{name}_rows"] = int(mine.sum())
+        row[f"{name}_frauds"] = int(labels[mine].sum())
+    times = part[TIME].to_numpy()
+    row["first_time"] = float(times.min()) if len(times) else np.inf
+    row["last_time"] = float(times.max()) if len(times) else -np.inf
+    unscaled = unscaled_features(part[splits == TRAIN])
+    for i, (total, square) in enumerate(zip(unscaled.sum(axis=0), (unscaled**2).sum(axis=0), strict=True)):
+        row[f"sum_{i}"], row[f"square_{i}"] = float(total), float(square)
+    row["fingerprint"] = data_fingerprint([part.drop(columns=[SPLIT])])["sha256"] if len(part) else ""
+    return pd.DataFrame([row])
+
+
+def _summarise(frame: dd.DataFrame) -> dict:
+    meta = _partition_summary(frame._meta)
+    rows = frame.map_partitions(_partition_summary, meta=meta.iloc[:0]).compute()
+    counts = {name: {"rows": int(rows[f"{name}_rows"].sum()), "frauds": int(rows[f"{name}_frauds"].sum())}
+              for name in _PARTS}
+    return {
+        "counts": counts,
+        "rows": sum(part["rows"] for part in counts.values()),
+        "first_time": float(rows["first_time"].min()),
+        "last_time": float(rows["last_time"].max()),
+        "sums": np.array([rows[f"sum_{i}"].sum() for i in range(_N)]),
+        "squares": np.array([rows[f"square_{i}"].sum() for i in range(_N)]),
+        "fingerprints": [digest for digest in rows["fingerprint"] if digest],
+    }
+
+
+def _require_both_classes(summary: dict, source: str) -> None:
+    counts = summary["counts"]
+    short = [name for name, c in counts.items()
+             if c["frauds"] < MIN_ROWS_PER_CLASS or c["rows"] - c["frauds"] < MIN_ROWS_PER_CLASS]
+    if short:
+        has = ", ".join(f"{name} has {c['frauds']} of {c['rows']} rows" for name, c in counts.items())
+        raise DataValidationError(source, [
+            f"too few frauds (or genuine rows) to train: each of train, validation and test needs "
+            f"at least {MIN_ROWS_PER_CLASS} fraud and {MIN_ROWS_PER_CLASS} genuine row; frauds per split: {has}"
+        ])
+
+
+def _features(part: pd.DataFrame, preprocessor) -> pd.DataFrame:
+    return pd.DataFrame(preprocessor.transform_frame(part), columns=list(preprocessor.feature_names),
+                        index=part.index)
+
+
+def _matrix(client: Client, frame: dd.DataFrame, code: int, preprocessor, **options):
+    rows = frame[frame[SPLIT] == code]
+    meta = pd.DataFrame({name: pd.Series(dtype="float32") for name in preprocessor.feature_names})
+    features = rows.map_partitions(_features, preprocessor, meta=meta)
+    return xgb_dask.DaskQuantileDMatrix(client, features, rows[LABEL],
+                                        feature_names=list(preprocessor.feature_names), **options)
+
+
+def _scores(part: pd.DataFrame, model: FraudModel) -> pd.DataFrame:
+    held_out = part[part[SPLIT] != TRAIN]
+    return pd.DataFrame({
+        SPLIT: held_out[SPLIT].to_numpy(),
+        LABEL: held_out[LABEL].to_numpy(dtype=np.int8),
+        "score": model.predict_proba(feature_matrix(held_out)) if len(held_out) else np.empty(0, np.float32),
+    })
+
+
+def _held_out_scores(frame: dd.DataFrame, model: FraudModel):
+    portable = portable_model(model)
+    meta = pd.DataFrame({SPLIT: pd.Series(dtype="int8"), LABEL: pd.Series(dtype="int8"),
+                         "score": pd.Series(dtype="float32")})
+    scored = frame.map_partitions(_scores, portable, meta=meta).compute()
+    valid, test = scored[scored[SPLIT] == VALIDATION], scored[scored[SPLIT] == TEST]
+    return (valid[LABEL].to_numpy(), valid["score"].to_numpy(), test[LABEL].to_numpy(),
+            test["score"].to_numpy())
+
+
+def _drift_sample(frame: dd.DataFrame, train_rows: int, seed: int) -> dict:
+    columns = list(profile.DRIFT_FEATURES)
+    train = frame[frame[SPLIT] == TRAIN][columns]
+    share = min(1.0, DRIFT_SAMPLE_ROWS / max(train_rows, 1))
+    sample = (train if share >= 1.0 else train.sample(frac=share, random_state=seed)).compute()
+    return {name: sample[name].to_numpy() for name in columns}
+
+
