@@ -81,21 +81,27 @@ class Images:
     postgres: str
 
 
-def build_images() -> Images:
-    """The images the compose file names, built here: CARD_FRAUD_BASE_IMAGE overrides the
-    locally made base (e.g. python:3.11-slim-bookworm where Docker Hub is reachable)."""
+def base_image() -> str:
+    """The Debian base every local image builds on: CARD_FRAUD_BASE_IMAGE overrides the
+    locally made one (e.g. python:3.11-slim-bookworm where Docker Hub is reachable)."""
     ensure_engine()
     base = os.environ.get("CARD_FRAUD_BASE_IMAGE")
-    if not base:
-        if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-            pytest.skip("the base image needs debootstrap as root (scripts/test installs it)")
-        env = {**os.environ, "PATH": f"{DEBIAN_CLIENT.parent}:{os.environ.get('PATH', '')}"}
-        made = subprocess.run(
-            ["sh", str(DEPLOYMENT / "docker" / "build-base-image.sh")],
-            capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env, check=False,
-        )
-        assert made.returncode == 0, made.stdout + made.stderr[-4000:]
-        base = made.stdout.strip().splitlines()[-1]
+    if base:
+        return base
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        pytest.skip("the base image needs debootstrap as root (scripts/test installs it)")
+    env = {**os.environ, "PATH": f"{DEBIAN_CLIENT.parent}:{os.environ.get('PATH', '')}"}
+    made = subprocess.run(
+        ["sh", str(DEPLOYMENT / "docker" / "build-base-image.sh")],
+        capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env, check=False,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr[-4000:]
+    return made.stdout.strip().splitlines()[-1]
+
+
+def build_images() -> Images:
+    """The images the compose file names, built here."""
+    base = base_image()
     app = "card-fraud:test"
     postgres = "card-fraud-postgres:test"
     # --network host: pip and uv reach the package index (and apt its mirror) the way the
@@ -105,6 +111,22 @@ def build_images() -> Images:
     docker("build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "-t", postgres,
            str(DEPLOYMENT / "docker" / "postgres"), timeout=BUILD_TIMEOUT_S)
     return Images(base=base, app=app, postgres=postgres)
+
+
+MONITORING_TARGETS = ("prometheus", "pushgateway", "alertmanager", "node-exporter")
+
+
+def build_monitoring_images() -> dict[str, str]:
+    """Target of deployment/docker/monitoring/Dockerfile -> local image name, one per program
+    of docker-compose.monitoring.yml that Debian packages (all but Grafana)."""
+    base = base_image()
+    images = {}
+    for target in MONITORING_TARGETS:
+        images[target] = f"card-fraud-{target}:test"
+        docker("build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
+               "--target", target, "-t", images[target],
+               str(DEPLOYMENT / "docker" / "monitoring"), timeout=BUILD_TIMEOUT_S)
+    return images
 
 
 def bridge_gateway() -> str:

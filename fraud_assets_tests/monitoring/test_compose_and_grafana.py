@@ -20,9 +20,14 @@ DASHBOARD_FILES = ("pipeline-health.json", "model-quality.json", "drift.json")
 PROMETHEUS_OWN_METRICS = {"up"}
 
 
+# ${NAME:-default}: the only form of variable the file may use.
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
+    """The file as compose reads it with none of its variables set."""
+    return yaml.safe_load(VARIABLE.sub(r"\2", COMPOSE_FILE.read_text()))
 
 
 def test_compose_runs_the_whole_stack(compose: dict) -> None:
@@ -47,6 +52,21 @@ def test_images_are_pinned(compose: dict) -> None:
         repo, _, tag = image.rpartition(":")
         assert repo and tag and tag != "latest" and "/" not in tag, f"{name}: {image}"
         assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {image} is not an exact version"
+
+
+def test_images_and_host_ports_come_from_variables_with_defaults() -> None:
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    # Without a default, an unset variable becomes an empty image name or port.
+    uncommented = re.sub(r"(?m)^\s*#.*$", "", COMPOSE_FILE.read_text())
+    assert re.findall(r"\$\{[A-Z0-9_]+\}|\$[A-Za-z]", uncommented) == []
+    for name, service in raw["services"].items():
+        # Where Docker Hub is out of reach, each image is swapped for one built locally.
+        variable = name.upper().replace("-", "_") + "_IMAGE"
+        assert VARIABLE.fullmatch(service["image"]).group(1) == variable, (name, service["image"])
+        for port in service.get("ports", []):
+            # A second stack (a test's) on the same host needs other host ports.
+            bound = re.fullmatch(r"127\.0\.0\.1:\$\{([A-Z_]+):-\d+\}:\d+", port)
+            assert bound and bound.group(1) == name.upper() + "_PORT", (name, port)
 
 
 def test_state_lives_in_volumes(compose: dict) -> None:
