@@ -11,19 +11,8 @@ import pytest
 from fraud_assets.cli.main import main
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.training import TrainingConfig
-from fraud_assets_tests.cli.test_cli import LOCAL
+from fraud_assets_tests.cli.test_cli import LOCAL, fraud
 from fraud_assets_tests.ulb_files import write_ulb_csv
-
-
-def fraud(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)
