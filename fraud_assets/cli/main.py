@@ -8,6 +8,7 @@ import sys
 import click
 
 from fraud_assets.cli.progress import configure_logging
+from fraud_assets.core.cluster.errors import ClusterUnavailable
 from fraud_assets.core.data.schema import DataValidationError
 
 # Each command's module is imported only when that command runs. Training and the demo need
@@ -67,3 +68,6 @@ def main(argv: list[str] | None = None) -> None:
     except DataValidationError as error:
         click.echo(f"error: invalid input: {error}", err=True)
         sys.exit(2)
+    except ClusterUnavailable as error:
+        click.echo(f"error: {error} (FRAUD_DASK_SCHEDULER)", err=True)
+        sys.exit(1)

@@ -62,9 +62,19 @@ def _output_names(tables: TableSet, output_path: str) -> list[str]:
         raise click.BadParameter(f"{output_path} is a file; a folder or glob input needs a folder",
                                  param_hint="--output")
     try:
-        return distinct_output_names(tables)
+        names = distinct_output_names(tables)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--input") from error
+    if not tables.is_remote:
+        # The atomic rename would put each input's predictions in its place.
+        directory = os.path.realpath(output_path)
+        inputs = {os.path.realpath(path) for path in tables.paths}
+        clobbered = [name for name in names if os.path.join(directory, name) in inputs]
+        if clobbered:
+            raise click.BadParameter(
+                f"{output_path} holds the inputs ({', '.join(clobbered[:3])}): their predictions "
+                "would replace them; choose another folder", param_hint="--output")
+    return names
 
 
 def _score_many(model, tables: TableSet, names: list[str], output_dir: str, chunk_rows: int) -> None:
@@ -80,6 +90,14 @@ def _score_many(model, tables: TableSet, names: list[str], output_dir: str, chun
 
         with cluster_client(scheduler) as client:
             results = score_files_on_cluster(client, model, tables, outputs, chunk_rows=chunk_rows)
+        # Workers write the outputs where they run: a folder this host does not share with
+        # them leaves the predictions on their disks.
+        missing = [output for output in outputs if not os.path.exists(output)]
+        if missing:
+            raise click.ClickException(
+                f"the Dask workers wrote {len(missing)} of {len(outputs)} outputs where this host "
+                f"cannot see them (first: {missing[0]}): --output must be a folder every worker "
+                "and this host share")
     else:
         results = []
         with Progress(f"scoring {len(outputs)} files of {tables.spec}") as progress:

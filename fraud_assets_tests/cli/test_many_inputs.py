@@ -118,3 +118,38 @@ def test_scoring_many_files_into_a_file_is_refused(capsys, tmp_path, model_dir, 
                          "--output", tmp_path / "taken.csv")
     # A glob may match more files tomorrow: it always writes into a folder.
     assert code == 2 and "needs a folder" in err
+
+
+def test_a_folder_holding_one_table_still_scores_into_a_folder(capsys, tmp_path, model_dir, batch_frame):
+    inputs = tmp_path / "incoming"
+    write_ulb_csv(batch_frame.iloc[:500], inputs / "only.csv")
+    code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", inputs,
+                         "--output", tmp_path / "scored")
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "scored" / "only.csv")) == 500
+
+
+def test_scoring_into_the_inputs_own_folder_is_refused_and_the_inputs_stay(capsys, tmp_path, model_dir,
+                                                                           batch_frame):
+    inputs = tmp_path / "incoming"
+    write_ulb_csv(batch_frame.iloc[:300], inputs / "a.csv")
+    write_ulb_csv(batch_frame.iloc[300:600], inputs / "b.csv")
+    before = {path.name: path.read_bytes() for path in inputs.iterdir()}
+    code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", f"{inputs}/*.csv",
+                         "--output", inputs)
+    assert code == 2 and "would replace them" in err
+    assert {path.name: path.read_bytes() for path in inputs.iterdir()} == before
+
+
+def test_an_unreachable_scheduler_is_one_line_not_a_traceback(capsys, tmp_path, model_dir, batch_frame,
+                                                              monkeypatch):
+    from fraud_assets.core.cluster import client
+
+    write_ulb_csv(batch_frame.iloc[:100], tmp_path / "incoming" / "a.csv")
+    write_ulb_csv(batch_frame.iloc[100:200], tmp_path / "incoming" / "b.csv")
+    monkeypatch.setenv("FRAUD_DASK_SCHEDULER", "tcp://127.0.0.1:9")  # the discard port: refused
+    monkeypatch.setattr(client, "CONNECT_TIMEOUT_SECONDS", 2)
+    code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", tmp_path / "incoming",
+                         "--output", tmp_path / "scored")
+    assert code == 1 and "no Dask scheduler answers at tcp://127.0.0.1:9" in err
+    assert "Traceback" not in err

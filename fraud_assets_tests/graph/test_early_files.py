@@ -2,7 +2,9 @@
 its day's partition; a date far ahead is a wrong name and is quarantined."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
+from fraud_assets import settings
 from fraud_assets.defs.partitions import MAX_DAYS_EARLY, is_early_day
 
 from .conftest import write_batch
@@ -11,7 +13,9 @@ from .test_loop import sensor_requests, write_labels
 
 
 def _days_from_today(days: int) -> str:
-    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
+    # The partitions' own clock: their days end at midnight in FRAUD_TIMEZONE.
+    today = dt.datetime.now(ZoneInfo(settings.timezone())).date()
+    return (today + dt.timedelta(days=days)).isoformat()
 
 
 def test_only_the_days_just_after_the_last_partition_are_early():

@@ -7,12 +7,10 @@ from collections.abc import Iterator
 
 from distributed import Client
 
+from fraud_assets.core.cluster.errors import ClusterUnavailable
+
 # Long enough for a scheduler that is still starting (systemd restarts it within seconds).
 CONNECT_TIMEOUT_SECONDS = 30
-
-
-class ClusterUnavailable(RuntimeError):
-    """The scheduler could not be reached: a configuration or infrastructure problem."""
 
 
 @contextlib.contextmanager

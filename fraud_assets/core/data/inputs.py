@@ -28,6 +28,8 @@ class TableSet:
     paths: tuple[str, ...]
     fs: fsspec.AbstractFileSystem = field(compare=False)
     storage_options: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The argument named a file outright (not a folder that happens to hold one table).
+    names_one_file: bool = False
 
     @property
     def is_remote(self) -> bool:
@@ -43,7 +45,7 @@ class TableSet:
 
     @property
     def is_single_file(self) -> bool:
-        return len(self.paths) == 1 and not is_pattern(self.spec) and not self.fs.isdir(self.paths[0])
+        return self.names_one_file
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
@@ -76,7 +78,8 @@ def resolve_tables(spec: str, storage_options: dict[str, Any] | None = None) -> 
         raise NoTablesFound(f"{spec}: no such file or folder")
     if not paths:
         raise NoTablesFound(f"{spec}: no .csv or .parquet file there")
-    return TableSet(spec=spec, paths=tuple(paths), fs=fs, storage_options=options)
+    return TableSet(spec=spec, paths=tuple(paths), fs=fs, storage_options=options,
+                    names_one_file=not is_pattern(spec) and fs.isfile(path))
 
 
 def distinct_output_names(tables: TableSet) -> list[str]:
