@@ -42,9 +42,10 @@ def _check_table(url: str, storage_options: dict) -> tuple[int, int]:
 def labelled_frame(tables: TableSet) -> dd.DataFrame:
     """One lazy frame of the schema's labelled columns (and the day column when a file has
     it), float64, in name order of the files; the workers read it when it is computed."""
-    with_day = [_has_day_column(tables, path) for path in tables.paths]
+    headers = [checked_header(tables.fs, path, tables.url(path), LABELLED_COLUMNS) for path in tables.paths]
+    with_day = [DAY_COLUMN in header for header in headers]
     any_day = any(with_day)
-    parts = [_read_one(tables, path, has_day) for path, has_day in zip(tables.paths, with_day, strict=True)]
+    parts = [_read_one(tables, path, header) for path, header in zip(tables.paths, headers, strict=True)]
     if any_day:
         # A file without the day column is base data: its rows sort first, as in one process.
         parts = [part if has_day else part.assign(**{DAY_COLUMN: ""})
@@ -52,12 +53,9 @@ def labelled_frame(tables: TableSet) -> dd.DataFrame:
     return parts[0] if len(parts) == 1 else dd.concat(parts, ignore_index=True)
 
 
-def _has_day_column(tables: TableSet, path: str) -> bool:
-    return DAY_COLUMN in checked_header(tables.fs, path, tables.url(path), LABELLED_COLUMNS)
-
-
-def _read_one(tables: TableSet, path: str, has_day: bool) -> dd.DataFrame:
+def _read_one(tables: TableSet, path: str, header: list[str]) -> dd.DataFrame:
     url = tables.url(path)
+    has_day = DAY_COLUMN in header
     wanted = [*LABELLED_COLUMNS, *([DAY_COLUMN] if has_day else [])]
     types = {**dict.fromkeys(LABELLED_COLUMNS, "float64"), **({DAY_COLUMN: "string"} if has_day else {})}
     if table_format(path) == "parquet":
@@ -65,7 +63,6 @@ def _read_one(tables: TableSet, path: str, has_day: bool) -> dd.DataFrame:
     else:
         # The header as the project's rule reads it (spaces and a byte-order mark dropped):
         # pandas would otherwise keep " V1" and miss the column.
-        header = checked_header(tables.fs, path, url, LABELLED_COLUMNS)
         frame = dd.read_csv(url, header=0, names=header, usecols=wanted, dtype=types,
                             blocksize=CSV_BLOCK_BYTES, storage_options=tables.storage_options,
                             keep_default_na=False, na_values=[""])

@@ -62,7 +62,8 @@ def train_on_cluster(
     config = config or TrainingConfig()
     started = time.perf_counter()
     check_tables_on_workers(client, tables)
-    frame = with_splits(labelled_frame(tables), plan_splits(labelled_frame(tables), split_strategy, config.seed))
+    labelled = labelled_frame(tables)
+    frame = with_splits(labelled, plan_splits(labelled, split_strategy, config.seed))
     summary = _summarise(frame)
     _require_both_classes(summary, tables.spec)
     counts = summary["counts"]
