@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.scoring import score_file
-from fraud_assets.core.storage.locations import write_json_atomic
+from fraud_assets.core.storage.locations import remove_abandoned_temporaries, write_json_atomic
 
 
 @click.command("score")
@@ -38,9 +39,13 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
             # Not JSON, or an unknown kind: a usage error (exit 2), not a traceback.
             raise click.BadParameter(f"{preprocessing}: {error}", param_hint="--preprocessing") from error
     output = os.path.abspath(output_path)
+    started = time.time()
     with Progress(f"scoring {input_path}", total=known_rows(input_path)) as progress:
         stats = score_file(model, os.path.abspath(input_path), output, chunk_rows=chunk_rows,
                            source=input_path, on_rows=progress.add)
     stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
     write_json_atomic(LOCAL_FS, stats_path, {**stats.to_dict(), "input": input_path, "output": output_path})
+    # A SIGKILL skips the cleanup of atomic writes: a re-run leaves no debris of the killed one.
+    for path in (output, stats_path):
+        remove_abandoned_temporaries(LOCAL_FS, path, started)
     click.echo(json.dumps(stats.to_dict()))
