@@ -174,6 +174,13 @@ def _duplicate_csv(frame: pd.DataFrame) -> bytes:
     return b"\n".join([lines[0] + b",Amount"] + [line + b",1.0" for line in lines[1:] if line])
 
 
+def _overlong_row(frame: pd.DataFrame) -> bytes:
+    """A row of a million fields, as when line breaks are lost: pandas took gigabytes on it."""
+    lines = csv_bytes(frame).split(b"\n")
+    lines[3] = b"1," * 1_000_000 + b"1"
+    return b"\n".join(lines)
+
+
 def _ragged(frame: pd.DataFrame) -> bytes:
     lines = csv_bytes(frame).split(b"\n")
     lines[5] += b",7"
@@ -211,6 +218,7 @@ def corpus() -> list[HostileFile]:
         HostileFile("class_lowercase.parquet", lambda f: _parquet_of(f.rename(columns={LABEL: "class"})),
                     r"column 'class' should be named 'Class'"),
         # Row faults: column and row named.
+        HostileFile("overlong_row.csv", _overlong_row, r"data row 3 is longer than 1024 KiB"),
         HostileFile("ragged.csv", _ragged, r"wrong number of fields.*data row 5", names_row=False),
         HostileFile("latin1.csv", _with_cell("V2", 7, "", raw=b"0.5\xe9"),
                     r"column 'V2'.*not UTF-8.*data row 7", names_row=True),

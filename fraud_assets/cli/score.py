@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import click
@@ -15,7 +16,7 @@ from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.inputs import TableSet, distinct_output_names
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.scoring import score_file
-from fraud_assets.core.storage.locations import write_json_atomic
+from fraud_assets.core.storage.locations import remove_abandoned_temporaries, write_json_atomic
 
 
 @click.command("score")
@@ -48,12 +49,16 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
         _score_many(model, tables, names, output_path, chunk_rows)
         return
     output = os.path.abspath(output_path)
+    started = time.time()
     total = None if tables.is_remote else known_rows(tables.paths[0])
     with Progress(f"scoring {input_path}", total=total) as progress:
         stats = score_file(model, tables.paths[0], output, input_fs=tables.fs, chunk_rows=chunk_rows,
                            source=input_path, on_rows=progress.add)
     stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
     write_json_atomic(LOCAL_FS, stats_path, {**stats.to_dict(), "input": input_path, "output": output_path})
+    # A SIGKILL skips the cleanup of atomic writes: a re-run leaves no debris of the killed one.
+    for path in (output, stats_path):
+        remove_abandoned_temporaries(LOCAL_FS, path, started)
     click.echo(json.dumps(stats.to_dict()))
 
 

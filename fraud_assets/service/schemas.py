@@ -148,7 +148,8 @@ def _transaction_id(item: dict):
             if value is None:
                 continue
             if (type(value) is int and value in _ID_INTEGER_RANGE) or (
-                type(value) is str and 0 < len(value) <= MAX_ID_LENGTH
+                # Blank is empty: the batch files' id rule (no label could name it).
+                type(value) is str and value.strip() and len(value) <= MAX_ID_LENGTH
             ):
                 return value
             return _BAD_ID
@@ -200,7 +201,7 @@ def _item_errors(item, prefix: list) -> list[dict]:
         name = next(n for n in ID_FIELDS if item.get(n) is not None)
         errors.append(
             _error([*prefix, name], f"must be a 64-bit integer or a string of 1-{MAX_ID_LENGTH} "
-                   "characters", "value")
+                   "characters, not all blank", "value")
         )
     return errors
 

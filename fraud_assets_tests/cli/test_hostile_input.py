@@ -92,6 +92,21 @@ def test_s3_upload_refuses_before_touching_s3(capsys, monkeypatch, corpus_dir, n
     _assert_refused(code, err, CASES[name], path)
 
 
+def test_a_rerun_of_score_removes_what_a_killed_run_left(capsys, tmp_path, corpus_dir, model_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    debris = [out / ".predictions.parquet.tmp-0123456789ab", out / ".inference_stats.json.tmp-ba9876543210"]
+    for path in debris:  # what SIGKILL leaves between the write and the rename
+        path.write_bytes(b"partial")
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    other = out / ".elsewhere.parquet.tmp-0123456789ab"  # another output's: not ours to remove
+    other.write_bytes(b"")
+    code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", corpus_dir / "reference.csv",
+                         "--output", out / "predictions.parquet")
+    assert code == 0, err
+    assert _nothing_written(out) == sorted([other.name, "inference_stats.json", "predictions.parquet"])
+
+
 @pytest.mark.parametrize("key", [None, "raw/other.csv", "incoming/2025-03-04_batch"])
 def test_s3_upload_refuses_a_key_whose_extension_is_another_format(capsys, monkeypatch, tmp_path,
                                                                    base_frame, key):

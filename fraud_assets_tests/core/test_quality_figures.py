@@ -190,3 +190,11 @@ def test_manifest_records_provenance(trained_model):
     assert record["code"]["version"] == "0.1.0"
     assert record["code"]["git_commit"] is None or len(record["code"]["git_commit"]) == 40
     assert "dagster_run_id" in record
+
+
+def test_data_fingerprint_takes_nested_columns_beyond_the_schema():
+    # A nested Parquet column read by pandas holds dicts and lists, which pandas cannot hash.
+    frame = pd.DataFrame({"Amount": [1.0, 2.0], "meta": [{"a": [1, 2]}, {"a": [3]}]})
+    changed = frame.assign(meta=[{"a": [1, 2]}, {"a": [4]}])
+    assert data_fingerprint([frame]) == data_fingerprint([frame.copy()])
+    assert data_fingerprint([frame])["sha256"] != data_fingerprint([changed])["sha256"]

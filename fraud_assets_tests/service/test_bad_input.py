@@ -63,6 +63,7 @@ CASES = [
     ("beyond-model-range", lambda t: _row(t, Amount=1e31), 422, "validation", [["Amount"]]),
     ("negative-amount", lambda t: _row(t, Amount=-1.0), 422, "validation", [["Amount"]]),
     ("bad-id", lambda t: _row(t, transaction_id=[1]), 422, "validation", [["transaction_id"]]),
+    ("blank-id", lambda t: _row(t, transaction_id="  "), 422, "validation", [["transaction_id"]]),
     ("empty-list", lambda t: [], 422, "validation", [[]]),
     ("non-object-item", lambda t: [t[0], 7], 422, "validation", [[1]]),
     (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from fraud_assets.core.data.file_rules import HEAD_BYTES
 from fraud_assets.core.data.schema import LABEL, DataValidationError, validate_frame
 from fraud_assets.core.storage.failures import open_guarded
 
@@ -66,11 +67,33 @@ def first_invalid_utf8(fs, path: str, header: list[str]) -> str | None:
     return None
 
 
+def overlong_row(fs, path: str, max_row_bytes: int) -> str | None:
+    """The first row longer than the reader's block, which no valid file has (the streaming
+    reader cannot parse it): looked for first, because pandas, handed a 50 MB row of
+    25 million fields, grew to 21 GB before it failed."""
+    with open_guarded(fs, path) as handle:
+        handle.readline(HEAD_BYTES)  # the header rule already read the header from these
+        row = 0
+        while True:
+            line = handle.readline(max_row_bytes + 1)
+            if not line:
+                return None
+            row += 1
+            if len(line) > max_row_bytes and not line.endswith(b"\n"):
+                return (f"data row {row} is longer than {max_row_bytes // 1024} KiB: not a row of "
+                        "transactions (a missing line break?)")
+
+
 def locate_csv_error(
-    fs, path: str, source: str, columns: tuple[str, ...], header: list[str], cause: Exception
+    fs, path: str, source: str, columns: tuple[str, ...], header: list[str], cause: Exception,
+    *, max_row_bytes: int,
 ) -> DataValidationError:
     """Slow path, only after a parse failure: find which column and rows hold bad values."""
     import pandas as pd
+
+    overlong = overlong_row(fs, path, max_row_bytes)
+    if overlong is not None:
+        return DataValidationError(source, [overlong])
 
     # A ragged row made pandas raise ParserError (escaping as a non-validation error) or, when
     # short, was blamed on no column at all: report the row structure first.

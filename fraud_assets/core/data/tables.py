@@ -234,7 +234,9 @@ def iter_blocks(fs, path, source, header, chunk_rows) -> Iterator[pa.RecordBatch
                 # _header already found a non-empty first line, so the file has a header
                 # (e.g. one without a final newline) and nothing else.
                 raise DataValidationError(source, ["no data rows"]) from error
-            raise locate_csv_error(fs, path, source, numeric, header, error) from error
+            raise locate_csv_error(
+                fs, path, source, numeric, header, error, max_row_bytes=CSV_BLOCK_BYTES
+            ) from error
 
 
 def _numbered_slabs(blocks: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[tuple[int, pa.Table]]:

@@ -27,7 +27,14 @@ def data_fingerprint(frames: Iterable[pd.DataFrame]) -> dict:
     rows = 0
     for frame in frames:
         digest.update(repr([(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]).encode())
-        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+        try:
+            hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+        except TypeError:
+            # A column beyond the schema holding lists or dicts (a nested Parquet column)
+            # cannot be hashed as it is, and made `fraud train` end in a traceback: its
+            # values are hashed by their text instead. Plain frames hash as they always did.
+            text = {c: frame[c].map(repr) for c in frame.columns if frame[c].dtype == object}
+            hashes = pd.util.hash_pandas_object(frame.assign(**text), index=False).to_numpy(dtype=np.uint64)
         digest.update(hashes.tobytes())
         rows += len(frame)
     return {"sha256": digest.hexdigest(), "rows": rows}

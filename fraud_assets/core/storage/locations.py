@@ -140,6 +140,28 @@ def remove_stale_temporaries(
     return removed
 
 
+def remove_abandoned_temporaries(
+    fs: fsspec.AbstractFileSystem, path: str, unchanged_since: float
+) -> list[str]:
+    """Delete the temporaries of ``path`` that nobody has written to since ``unchanged_since``
+    (a command's start): what an earlier run of it, SIGKILLed mid-write, left. A writer still
+    alive keeps its temporary's time moving, so it is never taken."""
+    directory, name = posixpath.split(path)
+    removed = []
+    if not fs.exists(directory):
+        return removed
+    for entry in fs.ls(directory, detail=True):
+        entry_name = posixpath.basename(entry["name"])
+        modified = _modified_at(entry)
+        if (entry.get("type") == "file" and is_temporary_name(entry_name)
+                and entry_name.startswith(f".{name}.tmp-") and modified is not None
+                and modified < unchanged_since):
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(entry["name"])
+            removed.append(entry["name"])
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
