@@ -47,3 +47,13 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     kwargs.setdefault("cwd", REPO)
     kwargs.setdefault("timeout", 60)
     return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+
+
+def validated_instance(folder: Path) -> dict:
+    """``folder``'s dagster.yaml as Dagster itself validates it (a private API: the pin matters);
+    no custom instance class."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    config, custom = dagster_instance_config(str(folder))
+    assert custom is None
+    return dict(config)

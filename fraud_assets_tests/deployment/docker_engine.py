@@ -129,6 +129,13 @@ def build_monitoring_images() -> dict[str, str]:
     return images
 
 
+def compose_binary() -> str:
+    found = shutil.which("docker-compose")
+    if found is None:
+        pytest.skip("docker-compose is not installed (scripts/test installs Debian's as root)")
+    return found
+
+
 def bridge_gateway() -> str:
     """The host's address on Docker's default bridge: reachable from every container, not
     from outside the machine. The engine leaves IPAM's Gateway empty when it picked the

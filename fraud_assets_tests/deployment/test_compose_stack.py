@@ -34,7 +34,7 @@ import requests
 from fraud_assets_tests.services.s3_server import free_port
 
 from .conftest import DEPLOYMENT, REPO
-from .docker_engine import Images, bridge_gateway, build_images, docker
+from .docker_engine import Images, bridge_gateway, build_images, compose_binary, docker
 from .test_production_stack import (
     LAUNCH,
     LOCATION,
@@ -53,13 +53,6 @@ RUN_TIMEOUT_S = 420
 DAGSTER_SERVICES = ("code-server", "webserver", "daemon")
 SERVICES = ("postgres", *DAGSTER_SERVICES, "fraud-inference")
 UID = "10001"
-
-
-def compose_binary() -> str:
-    found = shutil.which("docker-compose")
-    if found is None:
-        pytest.skip("docker-compose is not installed (scripts/test installs Debian's as root)")
-    return found
 
 
 @dataclass

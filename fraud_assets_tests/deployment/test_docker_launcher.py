@@ -14,7 +14,7 @@ import re
 import pytest
 import yaml
 
-from .conftest import DEPLOYMENT, REPO, run, venv_tool
+from .conftest import DEPLOYMENT, REPO, run, validated_instance, venv_tool
 
 INSTANCE_DIR = DEPLOYMENT / "docker"
 OVERLAY = DEPLOYMENT / "compose.docker-launcher.yml"
@@ -29,12 +29,7 @@ def _with_defaults(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def instances() -> tuple[dict, dict]:
-    from dagster._core.instance.config import dagster_instance_config
-
-    docker, custom = dagster_instance_config(str(INSTANCE_DIR))
-    assert custom is None
-    host, _ = dagster_instance_config(str(DEPLOYMENT))
-    return dict(docker), dict(host)
+    return validated_instance(INSTANCE_DIR), validated_instance(DEPLOYMENT)
 
 
 @pytest.fixture(scope="module")

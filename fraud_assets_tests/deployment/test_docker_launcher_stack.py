@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from .conftest import DEPLOYMENT
-from .docker_engine import DEBIAN_CLIENT, docker, ensure_engine
+from .docker_engine import DEBIAN_CLIENT, compose_binary, docker, ensure_engine
 from .test_compose_stack import (
     DAGSTER_SERVICES,
     HEALTH_TIMEOUT_S,
@@ -34,7 +34,6 @@ from .test_compose_stack import (
     _stop_instigators,
     _wait_healthy,
     _write_project,
-    compose_binary,
 )
 from .test_production_stack import LAUNCH, LOCATION, REPOSITORY
 

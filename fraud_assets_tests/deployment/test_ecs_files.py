@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import DEPLOYMENT, REPO, run
+from .conftest import DEPLOYMENT, REPO, run, validated_instance
 
 ECS = DEPLOYMENT / "ecs"
 PARLIAMENT = Path(__file__).with_name("_parliament_cli.py")
@@ -46,12 +46,7 @@ def _environment(container: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def instances() -> tuple[dict, dict]:
-    from dagster._core.instance.config import dagster_instance_config
-
-    ecs, custom = dagster_instance_config(str(ECS))
-    assert custom is None
-    host, _ = dagster_instance_config(str(DEPLOYMENT))
-    return dict(ecs), dict(host)
+    return validated_instance(ECS), validated_instance(DEPLOYMENT)
 
 
 def test_the_ecs_instance_differs_from_the_host_only_in_how_runs_start(instances) -> None:

@@ -37,7 +37,7 @@ import yaml
 from fraud_assets_tests.services.s3_server import free_port
 
 from .conftest import REPO
-from .docker_engine import build_monitoring_images, docker
+from .docker_engine import build_monitoring_images, compose_binary, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
@@ -49,13 +49,6 @@ DEBIAN_BEHIND = {"node-exporter": "1.5.0"}
 HEALTH_TIMEOUT_S = 240
 SCRAPE_TIMEOUT_S = 90
 MONITORING = REPO / "monitoring"
-
-
-def compose_binary() -> str:
-    found = shutil.which("docker-compose")
-    if found is None:
-        pytest.skip("docker-compose is not installed (scripts/test installs Debian's as root)")
-    return found
 
 
 @dataclass
