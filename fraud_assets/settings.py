@@ -200,7 +200,8 @@ class StoreUrls:
         # Imported here: the registry brings the model runtime, which `fraud s3` never needs.
         from fraud_assets.core.model.registry import ModelRegistry
 
-        return ModelRegistry(self.models())
+        tracking = tracker()
+        return ModelRegistry(self.models(), on_pointer_change=tracking.pointer_follower() if tracking else None)
 
 
 def store_urls(env: str | None = None) -> StoreUrls:
@@ -307,3 +308,44 @@ def promotion_policy():
         missed_fraud_cost=missed_fraud_cost(),
         false_alert_cost=false_alert_cost(),
     )
+
+
+# Experiment tracking (MLflow): every training is a run; the registry's pointers are aliases.
+def tracking_enabled() -> bool:
+    """``FRAUD_TRACKING=off`` turns MLflow tracking off (default on)."""
+    value = (os.environ.get("FRAUD_TRACKING") or "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"FRAUD_TRACKING must be 'on' or 'off', not {value!r}")
+    return value == "on"
+
+
+def tracking_uri() -> str:
+    """MLflow's own ``MLFLOW_TRACKING_URI`` when set (the server in production), else an
+    embedded SQLite store in the local folder: no server needed to train on a laptop."""
+    uri = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{local_root() / 'mlflow' / 'mlflow.db'}"
+
+
+def tracking_experiment() -> str:
+    return os.environ.get("FRAUD_MLFLOW_EXPERIMENT") or "card-fraud"
+
+
+def tracking_model_name() -> str:
+    """The MLflow registered model whose aliases follow the registry's pointers."""
+    return os.environ.get("FRAUD_MLFLOW_MODEL_NAME") or "card-fraud"
+
+
+def tracker():
+    """The tracker of these settings, or None with ``FRAUD_TRACKING=off``. Cheap: MLflow is
+    imported only when something is logged."""
+    if not tracking_enabled():
+        return None
+    from fraud_assets.core.tracking.tracker import Tracker
+
+    embedded = not (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    # The embedded store keeps artifacts beside it, not in ./mlruns of whatever folder runs.
+    artifacts = (local_root() / "mlflow" / "artifacts").as_uri() if embedded else None
+    return Tracker(uri=tracking_uri(), experiment=tracking_experiment(), model_name=tracking_model_name(),
+                   artifact_location=artifacts)

@@ -65,3 +65,11 @@ def model_dir(trained_model, tmp_path_factory):
     directory = tmp_path_factory.mktemp("model")
     trained_model.save(fsspec.filesystem("file"), str(directory))
     return directory
+
+
+@pytest.fixture(autouse=True)
+def _tracking_off_unless_asked(monkeypatch):
+    """MLflow tracking is on by default, but its SQLite store costs ~4 s of migrations per
+    fresh folder: tests that do not test tracking turn it off (fraud_assets_tests/tracking/
+    turns it back on)."""
+    monkeypatch.setenv("FRAUD_TRACKING", "off")

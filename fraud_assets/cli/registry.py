@@ -54,6 +54,20 @@ def promote(version: str, reason: str) -> None:
     click.echo(f"production: {previous or 'none'} -> {version}")
 
 
+@model_group.command("sync-aliases")
+def sync_aliases() -> None:
+    """Point MLflow's champion and challenger aliases at the registry's production and
+    challenger models (after a change made while tracking was unreachable)."""
+    tracker = settings.tracker()
+    if tracker is None:
+        raise click.ClickException("MLflow tracking is off (FRAUD_TRACKING=off)")
+    aliases = tracker.sync_aliases(_storage().registry())
+    if not aliases:
+        click.echo(f"no tracked model in {tracker.uri}: no aliases to set")
+    for alias, number in aliases.items():
+        click.echo(f"{alias}: {'version ' + number if number else 'removed'}")
+
+
 @model_group.command("backup")
 def backup() -> None:
     """Copy every model version and the pointers to the backup location."""

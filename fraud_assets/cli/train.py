@@ -49,7 +49,11 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     else:
         model = _train_here(tables, config, split_strategy)
     directory = os.path.abspath(output_dir)
-    model.save(LOCAL_FS, directory)
+    tracker = settings.tracker()
+    if tracker is None:
+        model.save(LOCAL_FS, directory)
+    else:
+        tracker.track_training(model, lambda: model.save(LOCAL_FS, directory))
     write_json_atomic(LOCAL_FS, os.path.join(directory, "metrics.json"), model.metrics)
     write_json_atomic(
         LOCAL_FS, os.path.join(directory, "threshold.json"),
@@ -60,6 +64,11 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
         f"model {model.version} in {output_dir}: test AUPRC {test['auprc']:.4f}, "
         f"ROC-AUC {test['roc_auc']:.4f}, threshold {model.threshold:.4f}"
     )
+    run = model.manifest.get("tracking", {})
+    if run.get("run_id"):
+        click.echo(f"MLflow run {run['run_id']} in {run['uri']}")
+    elif run.get("error"):
+        click.echo(f"warning: not tracked in MLflow ({run['error']})", err=True)
 
 
 def _train_here(tables, config, split_strategy):

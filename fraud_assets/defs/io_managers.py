@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from fraud_assets import settings
 from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.tables import write_table
 from fraud_assets.core.model.bundle import FraudModel
@@ -80,11 +81,15 @@ class ModelRegistryIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: FraudModel) -> None:
         registry = self.storage.registry()
-        version = registry.save(obj)
+        tracker = settings.tracker()
+        version = tracker.track_training(obj, lambda: registry.save(obj)) if tracker else registry.save(obj)
+        tracking = obj.manifest.get("tracking", {})
         context.add_output_metadata(
             {
                 MODEL_VERSION_KEY: version,
                 catalog.URI: catalog.uri(registry.location, version),
+                **({"mlflow_run_id": tracking["run_id"]} if tracking.get("run_id") else {}),
+                **({"mlflow_error": tracking["error"]} if tracking.get("error") else {}),
             }
         )
 

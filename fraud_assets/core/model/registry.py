@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fraud_assets.core.model.bundle import MANIFEST_FILE, FraudModel
@@ -35,9 +36,16 @@ def _now() -> str:
 
 
 class ModelRegistry:
-    def __init__(self, location: Location):
+    def __init__(self, location: Location, *, on_pointer_change: Callable[[ModelRegistry], None] | None = None):
+        """``on_pointer_change(registry)``: called after production or the challenger
+        changed (MLflow's aliases follow this way)."""
         self.location = location
         self.fs = location.fs
+        self.on_pointer_change = on_pointer_change
+
+    def _pointers_changed(self) -> None:
+        if self.on_pointer_change is not None:
+            self.on_pointer_change(self)
 
     def _path(self, *parts: str) -> str:
         return self.location.path(*parts)
@@ -134,7 +142,9 @@ class ModelRegistry:
             record["figures"] = figures
         write_json_atomic(self.fs, self._path(PRODUCTION_POINTER), record)
         if self.challenger_version() == version:
-            self.end_challenge("promoted", reason=reason, figures=figures)
+            self.end_challenge("promoted", reason=reason, figures=figures)  # notifies
+        else:
+            self._pointers_changed()
         return record
 
     def challenger_record(self) -> dict | None:
@@ -169,6 +179,7 @@ class ModelRegistry:
             "history": history,
         }
         write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), record)
+        self._pointers_changed()
         return record
 
     def end_challenge(self, outcome: str, *, reason: str, figures: dict | None = None) -> dict:
@@ -189,6 +200,7 @@ class ModelRegistry:
             )
         cleared = {"version": None, "history": history[-100:]}
         write_json_atomic(self.fs, self._path(CHALLENGER_POINTER), cleared)
+        self._pointers_changed()
         return cleared
 
     def copy_to(self, target: ModelRegistry, versions: list[str] | None = None) -> list[str]:
@@ -206,4 +218,6 @@ class ModelRegistry:
             document = self._pointer(pointer)
             if document is not None and versions is None:
                 write_json_atomic(target.fs, target._path(pointer), document)
+        if versions is None:
+            target._pointers_changed()
         return copied

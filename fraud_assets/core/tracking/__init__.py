@@ -1,0 +1,1 @@
+"""Experiment tracking in MLflow: training runs, and aliases that follow the registry."""
