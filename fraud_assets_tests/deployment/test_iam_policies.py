@@ -227,6 +227,9 @@ NEEDED = [
     ("s3:PutObject", _obj("models", f"models/{VERSION}/manifest.json")),
     ("s3:GetObject", _obj("models", f"models/{VERSION}/preprocessing.json")),
     ("s3:PutObject", _obj("models", "models/latest.json")),
+    # The MLflow tracking server's proxied artifacts (--artifacts-destination s3://.../mlflow).
+    ("s3:PutObject", _obj("models", "mlflow/1/run/artifacts/bundle/model.ubj")),
+    ("s3:GetObject", _obj("models", "mlflow/1/run/artifacts/bundle/model.ubj")),
     ("s3:GetObject", _obj("models", "models/latest.json")),
     ("s3:PutObject", _obj("models", "models/production.json")),
     ("s3:GetObject", _obj("models", "models/production.json")),
@@ -272,6 +275,8 @@ NEEDED_LISTS = [
     ("s3:ListBucket", "data", "labels/"),
     ("s3:ListBucket", "data", "labels/processed/"),
     ("s3:ListBucket", "backups", "backups/"),
+    # The MLflow tracking server lists a run's artifacts under mlflow/.
+    ("s3:ListBucket", "models", "mlflow/1/"),
 ]
 
 FORBIDDEN = [
@@ -288,6 +293,8 @@ FORBIDDEN = [
     ("s3:DeleteObject", _obj("models", "models/latest.json")),
     ("s3:DeleteObjectVersion", _obj("models", "models/production.json")),
     ("s3:DeleteObject", _obj("models", "models/assets/preprocessing_pipeline.json")),
+    # The tracking server keeps run artifacts as the registry keeps versions: no deletes.
+    ("s3:DeleteObject", _obj("models", "mlflow/1/run/artifacts/bundle/model.ubj")),
     # Prefixes no code uses: no registry/ or assets/ at the models bucket's root, no drift/
     # in the predictions bucket (drift results are Dagster metadata and metrics).
     ("s3:PutObject", _obj("models", "registry/current.json")),
