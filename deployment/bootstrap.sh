@@ -31,7 +31,7 @@ readonly TOOLS_DIR=/opt/card-fraud-tools
 # ProtectHome=yes and as a user that cannot read /root.
 readonly PYTHON_DIR=/opt/card-fraud-python
 readonly UNITS=(card-fraud-code-server.service card-fraud-webserver.service card-fraud-daemon.service
-    card-fraud-inference.service)
+    card-fraud-inference.service card-fraud-mlflow.service)
 
 # Files created below must be readable by the service user unless made stricter explicitly.
 umask 022
@@ -169,14 +169,15 @@ setup_local_postgres() {
 
     user="$(env_value DAGSTER_PG_USERNAME)"
     db="$(env_value DAGSTER_PG_DB)"
+    mlflow_db="$(env_value MLFLOW_PG_DB)"
     password="$(env_value DAGSTER_PG_PASSWORD)"
-    [[ -n "${user}" && -n "${db}" && -n "${password}" ]] ||
-        die "DAGSTER_PG_USERNAME, DAGSTER_PG_DB and DAGSTER_PG_PASSWORD must be set in ${ENV_FILE}"
+    [[ -n "${user}" && -n "${db}" && -n "${mlflow_db}" && -n "${password}" ]] ||
+        die "DAGSTER_PG_USERNAME, DAGSTER_PG_DB, MLFLOW_PG_DB and DAGSTER_PG_PASSWORD must be set in ${ENV_FILE}"
 
     # psql variables quote the names and the password, so no value is pasted into SQL text;
     # \gexec runs the CREATE only when the SELECT finds it missing. The password goes in on
     # psql's standard input: a command line can be read by any local user in /proc.
-    log "ensuring role ${user} and database ${db}"
+    log "ensuring role ${user} and databases ${db}, ${mlflow_db}"
     (
         cd /
         {
@@ -187,9 +188,11 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role_name') \gexec
 ALTER ROLE :"role_name" WITH LOGIN PASSWORD :'role_password';
 SELECT format('CREATE DATABASE %I OWNER %I', :'db_name', :'role_name')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db_name') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'mlflow_db_name', :'role_name')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'mlflow_db_name') \gexec
 SQL
         } | runuser -u postgres -- psql --quiet --no-psqlrc -v ON_ERROR_STOP=1 \
-            -v role_name="${user}" -v db_name="${db}"
+            -v role_name="${user}" -v db_name="${db}" -v mlflow_db_name="${mlflow_db}"
     )
 }
 

@@ -128,14 +128,15 @@ def test_bootstrap_sql_is_idempotent_against_postgres() -> None:
     if run([*admin, "-c", "SELECT 1"], timeout=10).returncode != 0:
         pytest.skip("no PostgreSQL with trust auth on 127.0.0.1:5432")
     suffix = uuid.uuid4().hex[:8]
-    role, db = f"cf_boot_role_{suffix}", f"cf_boot_db_{suffix}"
+    role, db, mlflow_db = f"cf_boot_role_{suffix}", f"cf_boot_db_{suffix}", f"cf_boot_mlflow_{suffix}"
     # Quotes, backslashes and shell syntax: the password must arrive exactly, bound as a psql
     # variable rather than pasted into SQL or run by a shell.
     password = "p'w\\\"d;--\\'$(id)"
     try:
         for _ in range(2):
             result = run(
-                [*admin, "-v", "ON_ERROR_STOP=1", "-v", f"role_name={role}", "-v", f"db_name={db}"],
+                [*admin, "-v", "ON_ERROR_STOP=1", "-v", f"role_name={role}", "-v", f"db_name={db}",
+                 "-v", f"mlflow_db_name={mlflow_db}"],
                 input=_bootstrap_stdin(password),
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
@@ -148,6 +149,9 @@ def test_bootstrap_sql_is_idempotent_against_postgres() -> None:
         assert (can_login, owner) == ("t", role), check.stdout + check.stderr
         assert _scram_verifier_matches(verifier, password)
         assert not _scram_verifier_matches(verifier, password + "x")
+        owners = run([*admin, "-At", "-c", f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{mlflow_db}'"])
+        assert owners.stdout.strip() == role, owners.stdout + owners.stderr  # the tracking server's own
     finally:
+        run([*admin, "-c", f'DROP DATABASE IF EXISTS "{mlflow_db}"'])
         run([*admin, "-c", f'DROP DATABASE IF EXISTS "{db}"'])
         run([*admin, "-c", f'DROP ROLE IF EXISTS "{role}"'])

@@ -32,6 +32,9 @@ UNITS = {
         "/opt/card-fraud/.venv/bin/dagster-daemon", "run",
         "-w", "/opt/card-fraud/deployment/workspace.yaml",
     ],
+    "card-fraud-mlflow.service": [
+        "/opt/card-fraud/.venv/bin/mlflow", "server", "--host", "127.0.0.1", "--port", "5000",
+    ],
     "card-fraud-inference.service": [
         "/opt/card-fraud/.venv/bin/fraud", "serve", "--host", "127.0.0.1", "--port", "8000",
     ],
