@@ -132,3 +132,15 @@ def test_unreachable_tracking_loses_no_model_and_blocks_no_promotion(tmp_path, t
     assert "error" in registry.manifest(version)["tracking"]
     assert "run_id" not in registry.manifest(version)["tracking"]
     assert "saved without an MLflow run" in caplog.text and "aliases not updated" in caplog.text
+
+
+def test_opening_the_registry_as_fraud_serve_does_loads_no_mlflow(tracked_home):
+    import subprocess
+    import sys
+
+    probe = ("import sys; from fraud_assets import settings; "
+             "registry = settings.store_urls().registry(); registry.production_version(); "
+             "print(registry.on_pointer_change is not None, 'mlflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]  # aliases would follow; MLflow not paid for
+    assert not (tracked_home / "mlflow").exists()
