@@ -20,12 +20,7 @@ from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.schema import AMOUNT, LABEL, SECONDS_PER_DAY, TIME, feature_matrix
 from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
-from fraud_assets.core.model.calibration import (
-    expected_calibration_error,
-    fit_calibration,
-    log_loss,
-    reliability_table,
-)
+from fraud_assets.core.model.calibration import calibration_report, fit_calibration
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
 from fraud_assets.core.model.provenance import provenance
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
@@ -253,14 +248,7 @@ def complete_model(
             "validation": classification_report(evidence.y_valid, valid_scores, choice.threshold),
             "test": classification_report(y_test, test_scores, choice.threshold),
         },
-        "calibration": {
-            **calibration.to_dict(),
-            # Mean log-loss over validation folds of each candidate: why this method.
-            "cross_validated_log_loss": calibration_losses,
-            "test_before": {"log_loss": log_loss(y_test, evidence.test_scores),
-                            "calibration_error": expected_calibration_error(y_test, evidence.test_scores)},
-            "reliability_test": reliability_table(y_test, test_scores),
-        },
+        "calibration": calibration_report(calibration, calibration_losses, y_test, evidence.test_scores, test_scores),
         "pr_curve_test": (
             precision_recall_points(y_test, test_scores, choice.threshold) if y_test.sum() else []
         ),
