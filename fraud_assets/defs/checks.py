@@ -65,5 +65,10 @@ def fraud_model_quality_gate(
             ),
             "auprc_floor": catalog.figure(gate.auprc_floor),
             "max_auprc_regression": catalog.figure(gate.max_regression),
+            **(
+                {"candidate_calibration_error": catalog.figure(gate.candidate_calibration_error),
+                 "max_calibration_error": catalog.figure(gate.max_calibration_error)}
+                if gate.candidate_calibration_error is not None else {}
+            ),
         },
     )

@@ -91,6 +91,10 @@ class QualityGate(dg.ConfigurableResource):
         default=settings.MAX_AUPRC_REGRESSION_DEFAULT,
         description="Largest allowed AUPRC drop against the production model.",
     )
+    max_calibration_error: float = Field(
+        default=settings.MAX_CALIBRATION_ERROR_DEFAULT,
+        description="Largest allowed test-split expected calibration error of the probabilities.",
+    )
     min_prevalence: float = Field(default=0.0001, description="Plausible fraud share, low end.")
     max_prevalence: float = Field(default=0.05, description="Plausible fraud share, high end.")
 
@@ -101,6 +105,7 @@ class QualityGate(dg.ConfigurableResource):
             test,
             auprc_floor=self.auprc_floor,
             max_regression=self.max_auprc_regression,
+            max_calibration_error=self.max_calibration_error,
         )
 
 
@@ -132,7 +137,8 @@ def setting(name: str, default: str | None = None):
 
 def gate_from_env() -> QualityGate:
     return QualityGate(
-        auprc_floor=settings.auprc_floor(), max_auprc_regression=settings.max_auprc_regression()
+        auprc_floor=settings.auprc_floor(), max_auprc_regression=settings.max_auprc_regression(),
+        max_calibration_error=settings.max_calibration_error(),
     )
 
 

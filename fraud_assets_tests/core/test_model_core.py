@@ -319,7 +319,7 @@ def test_training_refuses_splits_without_frauds(time_splits, fast_config):
 def test_bundle_round_trip_gives_identical_predictions(trained_model, time_splits, tmp_path):
     directory = tmp_path / "bundle"
     trained_model.save(LOCAL, str(directory))
-    assert sorted(os.listdir(directory)) == sorted([MODEL_FILE, PREPROCESSING_FILE, MANIFEST_FILE, "pr_curve.svg"])
+    assert sorted(os.listdir(directory)) == sorted([MODEL_FILE, PREPROCESSING_FILE, MANIFEST_FILE, "pr_curve.svg", "reliability.svg"])
     loaded = FraudModel.load(LOCAL, str(directory))
     assert loaded.version == trained_model.version
     assert loaded.threshold == trained_model.threshold

@@ -21,7 +21,7 @@ def portable_model(model: FraudModel) -> FraudModel:
     """The bundle without its cached predictors: only bytes and numbers travel to a worker."""
     return FraudModel(version=model.version, booster_bytes=model.booster_bytes,
                       preprocessor=model.preprocessor, threshold=model.threshold,
-                      log_odds_correction=model.log_odds_correction)
+                      log_odds_correction=model.log_odds_correction, calibration=model.calibration)
 
 
 def score_files_on_cluster(

@@ -26,6 +26,7 @@ import numpy as np
 
 from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.model import pictures
+from fraud_assets.core.model.calibration import Calibration
 from fraud_assets.core.model.tree_shap import TreeShapTables, UnsupportedModel
 from fraud_assets.core.model.xgboost_runtime import NativeBooster
 from fraud_assets.core.storage.locations import write_bytes_atomic, write_json_atomic
@@ -37,6 +38,7 @@ MODEL_FILE = "model.ubj"
 PREPROCESSING_FILE = "preprocessing.json"
 MANIFEST_FILE = "manifest.json"
 PR_CURVE_FILE = "pr_curve.svg"
+RELIABILITY_FILE = "reliability.svg"
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class FraudModel:
     # Training up-weights frauds, which inflates the odds by that weight; subtracting its log
     # from the margin restores probabilities on the real prevalence scale.
     log_odds_correction: float = 0.0
+    # Fitted on validation after training (calibration.py); the identity for older bundles.
+    calibration: Calibration = field(default_factory=Calibration)
     manifest: dict = field(default_factory=dict)
 
     @functools.cached_property
@@ -84,6 +88,7 @@ class FraudModel:
     def predict_proba(self, raw_features: np.ndarray) -> np.ndarray:
         """Fraud probability for a float32 matrix in ``Preprocessor.input_columns`` order."""
         margin = np.asarray(self.margin(raw_features), dtype=np.float64) - self.log_odds_correction
+        margin = self.calibration.apply_to_log_odds(margin)
         return (1.0 / (1.0 + np.exp(-margin))).astype(np.float32)
 
     def contributions(self, raw_features: np.ndarray, *, approx: bool = False) -> np.ndarray:
@@ -141,6 +146,10 @@ class FraudModel:
         contents = {MODEL_FILE: self.booster_bytes, PREPROCESSING_FILE: self.preprocessor.to_json().encode()}
         if self.manifest.get("pr_curve_test"):
             contents[PR_CURVE_FILE] = self._pr_curve_svg().encode()
+        reliability = self.manifest.get("calibration", {}).get("reliability_test")
+        if reliability:
+            contents[RELIABILITY_FILE] = pictures.reliability_svg(
+                reliability, f"Reliability, test ({self.calibration.method} calibration)").encode()
         for name, data in contents.items():
             write_bytes_atomic(fs, posixpath.join(directory, name), data)
         manifest = {
@@ -148,6 +157,7 @@ class FraudModel:
             "version": self.version,
             "threshold": self.threshold,
             "log_odds_correction": self.log_odds_correction,
+            "calibration": {**self.manifest.get("calibration", {}), **self.calibration.to_dict()},
             "files": list(contents),
             # A copy made elsewhere (a backup, a replica in another region) is checked
             # against these before it serves.
@@ -175,6 +185,7 @@ class FraudModel:
             preprocessor=preprocessor,
             threshold=float(manifest["threshold"]),
             log_odds_correction=float(manifest.get("log_odds_correction", 0.0)),
+            calibration=Calibration.from_dict(manifest.get("calibration")),
             manifest=manifest,
         )
         _ = model.predictor  # parse the booster now: a damaged file fails here, not mid-batch

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from fraud_assets.core.model.calibration import brier, expected_calibration_error, log_loss
+
 
 def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """AUPRC, ROC-AUC and the confusion matrix at ``threshold`` (flag when score >= it)."""
@@ -26,6 +28,10 @@ def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: flo
         "frauds": int(labels.sum()),
         "auprc": float(average_precision_score(labels, scores)) if both_classes else float("nan"),
         "roc_auc": float(roc_auc_score(labels, scores)) if both_classes else float("nan"),
+        # How far the probabilities are from the observed rates, not only their ranking.
+        "log_loss": log_loss(labels, scores) if len(labels) else float("nan"),
+        "brier": brier(labels, scores) if len(labels) else float("nan"),
+        "calibration_error": expected_calibration_error(labels, scores) if len(labels) else float("nan"),
         "threshold": float(threshold),
         "precision": precision,
         "recall": recall,

@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score
 
 from fraud_assets.core.data.schema import LABEL, feature_matrix
 from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.calibration import expected_calibration_error
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class GateResult:
     auprc_floor: float
     max_regression: float
     reasons: tuple[str, ...]
+    candidate_calibration_error: float | None = None
+    max_calibration_error: float | None = None
 
     def describe(self) -> str:
         verdict = "passed" if self.passed else "failed"
@@ -36,6 +39,11 @@ def test_auprc(model: FraudModel, test: pd.DataFrame) -> float:
     return float(average_precision_score(labels, scores))
 
 
+def test_calibration_error(model: FraudModel, test: pd.DataFrame) -> float:
+    """Expected calibration error of the model's probabilities on the test split."""
+    return expected_calibration_error(test[LABEL].to_numpy(), model.predict_proba(feature_matrix(test)))
+
+
 def evaluate_gate(
     candidate: FraudModel,
     production: FraudModel | None,
@@ -43,9 +51,12 @@ def evaluate_gate(
     *,
     auprc_floor: float,
     max_regression: float,
+    max_calibration_error: float | None = None,
 ) -> GateResult:
     """Pass when candidate AUPRC >= floor and >= production AUPRC - max_regression,
-    both measured on the same test split."""
+    both measured on the same test split, and (when a limit is given) the candidate's
+    test calibration error is at most ``max_calibration_error``: alert budgets, costs and
+    anyone reading a probability rely on it meaning the fraud rate."""
     candidate_auprc = test_auprc(candidate, test)
     reasons = []
     passed = candidate_auprc >= auprc_floor
@@ -63,6 +74,13 @@ def evaluate_gate(
         )
     else:
         reasons.append("no production model yet")
+    calibration_error = None
+    if max_calibration_error is not None:
+        calibration_error = test_calibration_error(candidate, test)
+        calibrated = calibration_error <= max_calibration_error
+        passed = passed and calibrated
+        reasons.append(f"test calibration error {calibration_error:.4f} "
+                       f"{'<=' if calibrated else '>'} limit {max_calibration_error:.4f}")
     return GateResult(
         passed=passed,
         candidate_version=candidate.version,
@@ -72,4 +90,6 @@ def evaluate_gate(
         auprc_floor=auprc_floor,
         max_regression=max_regression,
         reasons=tuple(reasons),
+        candidate_calibration_error=calibration_error,
+        max_calibration_error=max_calibration_error,
     )

@@ -81,6 +81,30 @@ def precision_recall_svg(
     return _frame(title, "recall", "precision", body)
 
 
+def _log_unit(value: float, low: float = 1e-4) -> float:
+    """0 to 1 on a log axis from ``low`` to 1; values below ``low`` sit on the axis."""
+    return max(0.0, math.log10(max(value, low) / low) / -math.log10(low))
+
+
+def reliability_svg(table: Sequence[Mapping], title: str) -> str:
+    """Observed against mean predicted fraud rate per probability bin, both on log axes; the
+    diagonal is perfect calibration, and each dot's size grows with its bin's rows."""
+    diagonal = f'<line x1="{_x(0)}" y1="{_y(0)}" x2="{_x(1)}" y2="{_y(1)}" stroke="{_GREY}" stroke-dasharray="4 2"/>'
+    largest = max((entry["rows"] for entry in table), default=1)
+    dots = "".join(
+        f'<circle cx="{_x(_log_unit(entry["mean_predicted"])):.1f}" '
+        f'cy="{_y(_log_unit(entry["observed_rate"])):.1f}" '
+        f'r="{2 + 4 * math.log10(1 + entry["rows"]) / math.log10(1 + largest):.1f}" fill="{_BLUE}"/>'
+        for entry in table
+    )
+    ticks = "".join(
+        f'<text x="{_x(_log_unit(v)):.0f}" y="{_H - _PAD + 12}" text-anchor="middle">{v:g}</text>'
+        f'<text x="{_PAD - 4}" y="{_y(_log_unit(v)) + 3:.0f}" text-anchor="end">{v:g}</text>'
+        for v in (1e-4, 1e-2, 1.0)
+    )
+    return _frame(title, "mean predicted fraud rate (log)", "observed fraud rate (log)", diagonal + dots + ticks)
+
+
 def score_histogram(scores_chunks, edges: np.ndarray = SCORE_EDGES) -> np.ndarray:
     """Counts of scores in ``edges`` bins over an iterable of score arrays (streamed)."""
     counts = np.zeros(len(edges) - 1, dtype=np.int64)

@@ -20,6 +20,7 @@ from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.schema import AMOUNT, LABEL, SECONDS_PER_DAY, TIME, feature_matrix
 from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
+from fraud_assets.core.model.calibration import calibration_report, fit_calibration
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
 from fraud_assets.core.model.provenance import provenance
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
@@ -211,14 +212,19 @@ def complete_model(
     created: datetime,
     extra_training: dict | None = None,
 ) -> FraudModel:
-    """Choose the threshold on validation and write the manifest: one policy for every engine."""
-    choice = choose_threshold(evidence.y_valid, evidence.valid_scores, config.threshold,
+    """Calibrate and choose the threshold on validation, write the manifest: one policy for
+    every engine. ``evidence`` holds the uncalibrated model's scores."""
+    calibration, calibration_losses = fit_calibration(evidence.y_valid, evidence.valid_scores, seed=config.seed)
+    model.calibration = calibration
+    # The threshold, the metrics and the drift reference all read the probabilities served.
+    valid_scores = calibration.apply(evidence.valid_scores)
+    y_test, test_scores = evidence.y_test, calibration.apply(evidence.test_scores)
+    choice = choose_threshold(evidence.y_valid, valid_scores, config.threshold,
                               rows_per_day=evidence.rows_per_day)
     model.threshold = choice.threshold
-    y_test, test_scores = evidence.y_test, evidence.test_scores
     # Scores from held-out rows: training-set scores are optimistic and would make every
     # production day look drifted.
-    drift_columns = {**evidence.drift_columns, profile.SCORE: evidence.valid_scores}
+    drift_columns = {**evidence.drift_columns, profile.SCORE: valid_scores}
     model.manifest = {
         "created_at": created.isoformat(),
         # All three splits: validation chose the stopping round and threshold, test the gate.
@@ -239,9 +245,10 @@ def complete_model(
         },
         "data": evidence.split_counts,
         "metrics": {
-            "validation": classification_report(evidence.y_valid, evidence.valid_scores, choice.threshold),
+            "validation": classification_report(evidence.y_valid, valid_scores, choice.threshold),
             "test": classification_report(y_test, test_scores, choice.threshold),
         },
+        "calibration": calibration_report(calibration, calibration_losses, y_test, evidence.test_scores, test_scores),
         "pr_curve_test": (
             precision_recall_points(y_test, test_scores, choice.threshold) if y_test.sum() else []
         ),

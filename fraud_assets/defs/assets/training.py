@@ -103,6 +103,7 @@ def fraud_model(
     model = train_fraud_model(splits, preprocessing_pipeline, config.to_core(), run_id=context.run_id)
     test = model.metrics["test"]
     training = model.manifest["training"]
+    calibration = model.manifest["calibration"]
     context.log.info("trained %s: test AUPRC %.4f", model.version, test["auprc"])
     return dg.MaterializeResult(
         value=model,
@@ -126,6 +127,16 @@ def fraud_model(
             "training_seconds": training["training_seconds"],
             "precision_recall_curve": precision_recall_chart(
                 model.manifest["pr_curve_test"], (test["recall"], test["precision"])
+            ),
+            # Whether a probability means the fraud rate; reliability.svg in the bundle draws it.
+            "calibration_method": calibration["method"],
+            "test_log_loss": catalog.figure(test["log_loss"], digits=6),
+            "test_brier": catalog.figure(test["brier"], digits=6),
+            "test_calibration_error": catalog.figure(test["calibration_error"], digits=6),
+            "reliability_test": markdown_table(
+                ["score bin", "rows", "frauds", "mean predicted", "observed rate"],
+                [(f"{b['low']:g}-{b['high']:g}", b["rows"], b["frauds"], b["mean_predicted"], b["observed_rate"])
+                 for b in calibration["reliability_test"]],
             ),
         },
     )
