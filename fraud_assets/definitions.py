@@ -9,10 +9,11 @@ from fraud_assets.defs.alerting import build_run_failure_sensor
 from fraud_assets.defs.assets import challenger, ingestion, monitoring, outcomes, scoring, training
 from fraud_assets.defs.automation import build_automation_sensor
 from fraud_assets.defs.freshness import build_freshness_sensor
-from fraud_assets.defs.io_managers import ArtifactIOManager, ModelRegistryIOManager
+from fraud_assets.defs.io_managers import ArtifactIOManager, ModelRegistryIOManager, StoredTableLoader
 from fraud_assets.defs.jobs import drift_job, fraud_pipeline_job, scoring_job, training_job
 from fraud_assets.defs.loop_sensors import build_label_sensor, build_serving_sensor, labels_job
 from fraud_assets.defs.resources import (
+    DaskCluster,
     DatasetSettings,
     DriftSettings,
     MetricsPusher,
@@ -34,9 +35,11 @@ def build_resources(env: str) -> dict:
         "drift_settings": DriftSettings(),
         "metrics": MetricsPusher(pushgateway_url=setting("FRAUD_PUSHGATEWAY_URL")),
         "slack": SlackAlerts(webhook_url=setting("FRAUD_SLACK_WEBHOOK_URL")),
+        "dask": DaskCluster(scheduler=settings.dask_scheduler()),
         "io_manager": ArtifactIOManager(storage=storage, store="data"),
         "model_artifact_io_manager": ArtifactIOManager(storage=storage, store="models"),
         "model_io_manager": ModelRegistryIOManager(storage=storage),
+        "stored_table_loader": StoredTableLoader(storage=storage),
     }
 
 

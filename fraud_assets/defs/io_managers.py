@@ -1,6 +1,7 @@
 """IO managers: Parquet for tables, JSON for fitted parameters and reports, the registry for
 models. Nothing is pickled, and every write is atomic (temporary name, then move)."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -8,6 +9,7 @@ import pandas as pd
 
 from fraud_assets import settings
 from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.data.inputs import TableSet, resolve_tables
 from fraud_assets.core.data.tables import write_table
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.storage.locations import Location, read_json, write_json_atomic
@@ -66,6 +68,37 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         ):
             return Preprocessor.from_dict(document)
         return document
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """Where an upstream table asset is stored, not its rows: the step decides whether to read
+    it here or hand the address to the Dask workers."""
+
+    location: Location
+    path: str
+
+    def load(self) -> pd.DataFrame:
+        with self.location.fs.open(self.path, "rb") as handle:
+            return pd.read_parquet(handle)
+
+    def tables(self) -> TableSet:
+        return resolve_tables(self.location.display(self.path), self.location.storage_options)
+
+
+class StoredTableLoader(ArtifactIOManager):
+    """Stores tables as :class:`ArtifactIOManager` does; loads a :class:`StoredTable`, so a
+    large table reaches the step only if the step reads it."""
+
+    def load_input(self, context: dg.InputContext) -> StoredTable:
+        location = self._location()
+        path = self._base(location, context) + _TABLE
+        if not location.fs.exists(path):
+            raise FileNotFoundError(
+                f"{context.asset_key.to_user_string()} has not been materialised "
+                f"(nothing at {location.display(path)})"
+            )
+        return StoredTable(location, path)
 
 
 # Metadata on each fraud_model materialisation: the registry version it saved.

@@ -5,6 +5,7 @@ service); these resources carry them into Dagster. Credentials go through
 :class:`dagster.EnvVar`, so the UI shows the variable's name rather than its value.
 """
 
+import contextlib
 import dataclasses
 import os
 
@@ -122,6 +123,28 @@ class DriftSettings(dg.ConfigurableResource):
 
     def thresholds(self) -> DriftThresholds:
         return DriftThresholds(**{name: getattr(self, name) for name in DriftThresholds.__dataclass_fields__})
+
+
+class DaskCluster(dg.ConfigurableResource):
+    """The Dask scheduler that trains and bulk-scores (``FRAUD_DASK_SCHEDULER``); without an
+    address everything runs in the run's own process and Dask is never imported."""
+
+    scheduler: str | None = Field(default=None, description="FRAUD_DASK_SCHEDULER, e.g. tcp://10.0.0.5:8786")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.scheduler)
+
+    @contextlib.contextmanager
+    def client(self):
+        """A client of the scheduler, the default one while it is open (``xgboost.dask`` and
+        ``.compute()`` look for it); :class:`ClusterUnavailable` when none answers."""
+        if not self.scheduler:
+            raise ValueError("no Dask scheduler configured (FRAUD_DASK_SCHEDULER)")
+        from fraud_assets.core.cluster.client import cluster_client
+
+        with cluster_client(self.scheduler) as connected:
+            yield connected
 
 
 def storage_for(env: str) -> FraudStorage:

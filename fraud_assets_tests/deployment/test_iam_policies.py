@@ -19,6 +19,9 @@ from .conftest import DEPLOYMENT, run
 
 ROLE = json.loads((DEPLOYMENT / "iam-role-policy.json").read_text())
 TRUST = json.loads((DEPLOYMENT / "iam-trust-policy.json").read_text())
+# The Dask workers' own role: they read training data and batches, write predictions, no more.
+DASK_WORKER = json.loads((DEPLOYMENT / "iam-dask-worker-policy.json").read_text())
+POLICIES = pytest.mark.parametrize("policy", [ROLE, DASK_WORKER], ids=["role", "dask-worker"])
 PARLIAMENT = Path(__file__).with_name("_parliament_cli.py")
 BUCKETS = {
     "data": "card-fraud-prod-data",
@@ -52,11 +55,12 @@ def _parliament(policy: dict, *extra: str) -> tuple[int, str]:
     return result.returncode, result.stdout.strip()
 
 
+@POLICIES
 @pytest.mark.parametrize(
     "extra", [(), ("--include-community-auditors",)], ids=["core", "community"]
 )
-def test_parliament_finds_nothing_in_the_role_policy(extra: tuple[str, ...]) -> None:
-    code, findings = _parliament(ROLE, *extra)
+def test_parliament_finds_nothing_in_the_role_policy(policy: dict, extra: tuple[str, ...]) -> None:
+    code, findings = _parliament(policy, *extra)
     assert (code, findings) == (0, "")
 
 
@@ -78,9 +82,10 @@ def test_trust_policy_lets_only_ec2_assume_the_role() -> None:
     assert statement["Action"] == "sts:AssumeRole"
 
 
-def test_role_policy_has_no_wildcard_or_admin_action() -> None:
-    assert ROLE["Version"] == "2012-10-17"
-    for statement in ROLE["Statement"]:
+@POLICIES
+def test_role_policy_has_no_wildcard_or_admin_action(policy: dict) -> None:
+    assert policy["Version"] == "2012-10-17"
+    for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
         assert "NotAction" not in statement and "NotResource" not in statement
         for action in _as_list(statement["Action"]):
@@ -88,13 +93,14 @@ def test_role_policy_has_no_wildcard_or_admin_action() -> None:
             assert "*" not in action and "?" not in action, action
             if service == "s3":
                 assert action in ALLOWED_S3_ACTIONS, action
-    text = json.dumps(ROLE)
+    text = json.dumps(policy)
     assert "AmazonS3FullAccess" not in text and '"s3:*"' not in text
 
 
-def test_every_s3_resource_is_a_project_bucket_or_prefix() -> None:
+@POLICIES
+def test_every_s3_resource_is_a_project_bucket_or_prefix(policy: dict) -> None:
     bucket_arns = {f"arn:aws:s3:::{b}" for b in BUCKETS.values()}
-    for statement in ROLE["Statement"]:
+    for statement in policy["Statement"]:
         actions = _as_list(statement["Action"])
         if not any(a.startswith("s3:") for a in actions):
             continue
@@ -115,6 +121,19 @@ def test_every_s3_resource_is_a_project_bucket_or_prefix() -> None:
         if {"s3:ListBucket", "s3:ListBucketVersions"} & set(actions):
             prefixes = statement["Condition"]["StringLike"]["s3:prefix"]
             assert prefixes and all(p.endswith("/*") and len(p) > 2 for p in prefixes)
+
+
+def test_dask_workers_only_read_data_and_write_predictions() -> None:
+    """Moves to processed/ and quarantine/, the registry and backups stay with the Dagster host."""
+    for statement in DASK_WORKER["Statement"]:
+        actions = set(_as_list(statement["Action"]))
+        for resource in _as_list(statement["Resource"]):
+            assert BUCKETS["models"] not in resource and BUCKETS["backups"] not in resource, resource
+            if resource.startswith(f"arn:aws:s3:::{BUCKETS['data']}/"):
+                assert actions == {"s3:GetObject"}, (statement["Sid"], resource)
+            if "s3:DeleteObject" in actions:
+                assert resource.endswith(TEMP_SUFFIX), resource
+    assert not any(s.get("Sid", "").startswith(("ShipLogs", "PublishHost")) for s in DASK_WORKER["Statement"])
 
 
 def test_temporary_object_naming_matches_the_pipeline_code() -> None:

@@ -38,7 +38,15 @@ UNITS = {
     "card-fraud-inference.service": [
         "/opt/card-fraud/.venv/bin/fraud", "serve", "--host", "127.0.0.1", "--port", "8000",
     ],
+    "card-fraud-dask-scheduler.service": [
+        "/opt/card-fraud/.venv/bin/dask", "scheduler", "--host", "127.0.0.1", "--port", "8786",
+        "--dashboard-address", "127.0.0.1:8787",
+    ],
+    "card-fraud-dask-worker.service": [
+        "/opt/card-fraud/.venv/bin/dask", "worker", "tcp://127.0.0.1:8786", "--host", "127.0.0.1",
+    ],
 }  # fmt: skip
+DASK_UNITS = {"card-fraud-dask-scheduler.service", "card-fraud-dask-worker.service"}
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -97,7 +105,8 @@ def test_unit_is_hardened(name: str) -> None:
     # The only writable path, and no way to widen it.
     for widening in ("ReadWriteDirectories", "StateDirectory", "LogsDirectory", "BindPaths"):
         assert widening not in settings, widening
-    assert settings["Environment"][0].startswith("DAGSTER_HOME=/var/lib/card-fraud/dagster_home")
+    if name not in DASK_UNITS:
+        assert settings["Environment"][0].startswith("DAGSTER_HOME=/var/lib/card-fraud/dagster_home")
 
 
 @pytest.mark.parametrize("name", sorted(UNITS))
@@ -109,6 +118,9 @@ def test_unit_command_and_loopback_binding(name: str) -> None:
     for flag in ("-h", "--host"):
         if flag in argv:
             assert argv[argv.index(flag) + 1] == "127.0.0.1"
+    if name in DASK_UNITS:
+        # No Dask dashboard on a public address: loopback, or none at all.
+        assert "--no-dashboard" in argv or argv[argv.index("--dashboard-address") + 1].startswith("127.0.0.1:")
     for arg in argv:
         if arg.startswith("/opt/card-fraud/") and ".venv" not in arg:
             repo_path = DEPLOYMENT.parent / arg.removeprefix("/opt/card-fraud/")

@@ -6,6 +6,8 @@ import pandas as pd
 from fraud_assets.core.data.schema import LABEL
 from fraud_assets.defs.assets.training import fraud_model, preprocessing_pipeline
 from fraud_assets.defs.errors import TRANSIENT_RETRY, retry_only_transient
+from fraud_assets.defs.io_managers import ArtifactIOManager, StoredTableLoader
+from fraud_assets.defs.resources import DaskCluster, FraudStorage
 from fraud_assets.synthetic.generate import generate_transactions
 
 
@@ -13,7 +15,7 @@ def _retries(result) -> int:
     return sum(1 for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY")
 
 
-def test_a_split_without_frauds_is_not_retried():
+def test_a_split_without_frauds_is_not_retried(tmp_path):
     frame = generate_transactions(6_000, seed=2, n_days=1, fraud_rate=0.01)
     genuine = frame[frame[LABEL] == 0]
 
@@ -29,15 +31,22 @@ def test_a_split_without_frauds_is_not_retried():
     def test_split() -> pd.DataFrame:
         return frame
 
+    # The splits are stored as the graph stores them: fraud_model receives their addresses.
+    storage = FraudStorage(data_url=str(tmp_path / "data"), models_url=str(tmp_path / "models"),
+                           predictions_url=str(tmp_path / "predictions"))
     result = dg.materialize(
         [train_split, validation_split, test_split, preprocessing_pipeline, fraud_model],
         resources={
+            "io_manager": ArtifactIOManager(storage=storage),
+            "stored_table_loader": StoredTableLoader(storage=storage),
+            "dask": DaskCluster(),
             "model_io_manager": dg.InMemoryIOManager(),
             "model_artifact_io_manager": dg.InMemoryIOManager(),
         },
         raise_on_error=False,
     )
     assert not result.success
+    assert result.is_node_failed("fraud_model")
     assert _retries(result) == 0
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "need frauds" in str(failure.event_specific_data.error)

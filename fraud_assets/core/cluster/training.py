@@ -24,7 +24,12 @@ from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, with_splits
 from fraud_assets.core.cluster.tables import check_tables_on_workers, labelled_frame
 from fraud_assets.core.data import profile
-from fraud_assets.core.data.features import MODEL_FEATURES, preprocessor_from_moments, unscaled_features
+from fraud_assets.core.data.features import (
+    MODEL_FEATURES,
+    Preprocessor,
+    preprocessor_from_moments,
+    unscaled_features,
+)
 from fraud_assets.core.data.inputs import TableSet
 from fraud_assets.core.data.schema import LABEL, TIME, DataValidationError, feature_matrix
 from fraud_assets.core.data.splits import MIN_ROWS_PER_CLASS
@@ -59,18 +64,57 @@ def train_on_cluster(
     split_strategy: str = "time",
     run_id: str | None = None,
 ) -> FraudModel:
+    """Train on ``tables``, split on the cluster by ``split_strategy``."""
     config = config or TrainingConfig()
     started = time.perf_counter()
     check_tables_on_workers(client, tables)
     labelled = labelled_frame(tables)
     frame = with_splits(labelled, plan_splits(labelled, split_strategy, config.seed))
+    return _train_split_frame(client, frame, config, tables.spec, started=started, run_id=run_id,
+                              split_strategy=split_strategy)
+
+
+def train_split_tables_on_cluster(
+    client: Client,
+    parts: dict[str, TableSet],
+    config: TrainingConfig | None = None,
+    *,
+    preprocessor: Preprocessor | None = None,
+    run_id: str | None = None,
+) -> FraudModel:
+    """Train on tables already split (``parts`` maps train, validation and test to them), e.g.
+    the stored splits of the Dagster graph; ``preprocessor``, when given, is used as fitted."""
+    config = config or TrainingConfig()
+    started = time.perf_counter()
+    frames = []
+    for name, code in _PARTS.items():
+        check_tables_on_workers(client, parts[name])
+        frames.append(labelled_frame(parts[name]).assign(**{SPLIT: np.int8(code)}))
+    frame = dd.concat(frames, ignore_index=True)
+    source = ", ".join(parts[name].spec for name in _PARTS)
+    return _train_split_frame(client, frame, config, source, started=started, run_id=run_id,
+                              split_strategy="stored", preprocessor=preprocessor)
+
+
+def _train_split_frame(
+    client: Client,
+    frame: dd.DataFrame,
+    config: TrainingConfig,
+    source: str,
+    *,
+    started: float,
+    run_id: str | None,
+    split_strategy: str,
+    preprocessor: Preprocessor | None = None,
+) -> FraudModel:
     summary = _summarise(frame)
-    _require_both_classes(summary, tables.spec)
+    _require_both_classes(summary, source)
     counts = summary["counts"]
     require_frauds(counts["train"]["frauds"], counts["validation"]["frauds"])
     train_rows, train_frauds = counts["train"]["rows"], counts["train"]["frauds"]
     weight = positive_weight(config, train_rows - train_frauds, train_frauds)
-    preprocessor = preprocessor_from_moments(train_rows, summary["sums"], summary["squares"])
+    if preprocessor is None:
+        preprocessor = preprocessor_from_moments(train_rows, summary["sums"], summary["squares"])
     log.info("training on %d workers: %d rows (%d frauds), stopping on %d validation rows; "
              "positive weight %.1f", worker_count(client), train_rows, train_frauds,
              counts["validation"]["rows"], weight)

@@ -12,12 +12,13 @@ from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
 from fraud_assets.defs import catalog
 from fraud_assets.defs.automation import after_upstream
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
+from fraud_assets.defs.io_managers import StoredTable
 from fraud_assets.defs.presentation import (
     confusion_matrix_markdown,
     markdown_table,
     precision_recall_chart,
 )
-from fraud_assets.defs.resources import FraudStorage, MetricsPusher, QualityGate
+from fraud_assets.defs.resources import DaskCluster, FraudStorage, MetricsPusher, QualityGate
 
 GROUP = "training"
 
@@ -75,9 +76,17 @@ class ModelTrainingConfig(dg.Config):
         )
 
 
+# The splits reach fraud_model as addresses: read here in one process, or by the Dask workers.
+_STORED_SPLITS = {
+    name: dg.AssetIn(input_manager_key="stored_table_loader")
+    for name in ("train_split", "validation_split", "test_split")
+}
+
+
 @dg.asset(
     group_name=GROUP,
     io_manager_key="model_io_manager",
+    ins=_STORED_SPLITS,
     kinds={"xgboost"},
     retry_policy=TRANSIENT_RETRY,
     owners=catalog.OWNERS,
@@ -89,18 +98,25 @@ def fraud_model(
     context: dg.AssetExecutionContext,
     config: ModelTrainingConfig,
     preprocessing_pipeline: Preprocessor,
-    train_split: pd.DataFrame,
-    validation_split: pd.DataFrame,
-    test_split: pd.DataFrame,
+    train_split: StoredTable,
+    validation_split: StoredTable,
+    test_split: StoredTable,
+    dask: DaskCluster,
 ) -> dg.MaterializeResult[FraudModel]:
     """XGBoost classifier with early stopping on validation AUPRC, fraud up-weighted (and the
     probabilities corrected back), and a decision threshold chosen on validation.
 
     Saved in XGBoost's native format as a new registry version; it serves only after
-    the quality gate passes and `production_model` promotes it.
+    the quality gate passes and `production_model` promotes it. With a Dask scheduler
+    configured (`FRAUD_DASK_SCHEDULER`) the workers read the stored splits and train with
+    `xgboost.dask`; this process never holds their rows.
     """
-    splits = Splits(train=train_split, validation=validation_split, test=test_split)
-    model = train_fraud_model(splits, preprocessing_pipeline, config.to_core(), run_id=context.run_id)
+    stored = {"train": train_split, "validation": validation_split, "test": test_split}
+    if dask.configured:
+        model = _train_on_cluster(context, dask, stored, preprocessing_pipeline, config.to_core())
+    else:
+        splits = Splits(**{name: table.load() for name, table in stored.items()})
+        model = train_fraud_model(splits, preprocessing_pipeline, config.to_core(), run_id=context.run_id)
     test = model.metrics["test"]
     training = model.manifest["training"]
     calibration = model.manifest["calibration"]
@@ -140,6 +156,18 @@ def fraud_model(
             ),
         },
     )
+
+
+def _train_on_cluster(context, dask: DaskCluster, stored: dict, preprocessor, config) -> FraudModel:
+    # Imported only on this path: without a scheduler no Dask module is loaded.
+    from fraud_assets.core.cluster.training import train_split_tables_on_cluster
+
+    with dask.client() as client:
+        context.log.info("training on the Dask cluster at %s", dask.scheduler)
+        return train_split_tables_on_cluster(
+            client, {name: table.tables() for name, table in stored.items()}, config,
+            preprocessor=preprocessor, run_id=context.run_id,
+        )
 
 
 def serving_versions(registry) -> dict[str, str]:

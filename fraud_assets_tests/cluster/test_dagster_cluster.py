@@ -1,0 +1,67 @@
+"""The Dagster graph with the ``dask`` resource pointed at a real cluster: ``fraud_model`` trained
+by the workers from the stored splits."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from fraud_assets.core.data.tables import write_table
+from fraud_assets.definitions import build_definitions, build_resources
+from fraud_assets.defs.io_managers import StoredTable
+from fraud_assets.defs.resources import DaskCluster
+from fraud_assets.synthetic.generate import generate_transactions
+from fraud_assets_tests.graph.conftest import FAST_TRAINING, FRAUD_RATE
+
+pytestmark = [pytest.mark.dask, pytest.mark.integration, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FRAUD_LOCAL_DIR", str(root))
+        patch.setenv("FRAUD_ENV", "local")
+        for name in ("FRAUD_PUSHGATEWAY_URL", "FRAUD_SLACK_WEBHOOK_URL", "FRAUD_AUPRC_FLOOR",
+                     "FRAUD_DASK_SCHEDULER"):
+            patch.delenv(name, raising=False)
+        raw = generate_transactions(60_000, seed=3, n_days=2, fraud_rate=FRAUD_RATE)
+        write_table(raw, str(root / "data" / "raw" / "creditcard.csv"))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def instance(project):
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="module")
+def one_process_model(project, instance):
+    """The training graph in one process: the splits it stores and the model it trains."""
+    defs = build_definitions("local")
+    result = defs.resolve_job_def("training_job").execute_in_process(instance=instance, run_config=FAST_TRAINING)
+    assert result.success
+    return defs.resources["storage"].registry().load_latest()
+
+
+def test_fraud_model_trains_on_the_cluster_from_the_stored_splits(project, instance, one_process_model,
+                                                                  dask_cluster, monkeypatch):
+    def never_here(self):
+        raise AssertionError(f"{self.path} was read by the Dagster process, not by the workers")
+
+    monkeypatch.setattr(StoredTable, "load", never_here)
+    defs = build_definitions("local")
+    resources = {**build_resources("local"), "dask": DaskCluster(scheduler=dask_cluster.address)}
+    result = dg.materialize(list(defs.assets), selection=["fraud_model"], resources=resources,
+                            instance=instance, run_config=FAST_TRAINING)
+    assert result.success
+    model = resources["storage"].registry().load_latest()
+    assert model.version != one_process_model.version
+    assert model.manifest["training"]["engine"] == "xgboost.dask"
+    assert model.manifest["training"]["split_strategy"] == "stored"
+    # The same splits and preprocessing as the one-process model: same rows per part.
+    assert model.manifest["data"] == one_process_model.manifest["data"]
+    assert model.preprocessor.to_dict() == one_process_model.preprocessor.to_dict()
+    one, cluster = one_process_model.metrics["test"]["auprc"], model.metrics["test"]["auprc"]
+    assert cluster >= one - 0.05, (one, cluster)
