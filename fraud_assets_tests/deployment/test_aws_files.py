@@ -147,7 +147,7 @@ def test_cloudwatch_ships_exactly_the_unit_log_files() -> None:
     written = set()
     for unit in (DEPLOYMENT / "systemd").glob("*.service"):
         written |= set(re.findall(r"^StandardOutput=append:(\S+)$", unit.read_text(), re.MULTILINE))
-    assert shipped == written and len(written) == 4
+    assert shipped == written and len(written) == 7
 
 
 def test_logrotate_rules_parse(tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
 # Probability edges of the reliability table: log-spaced at the low end, where nearly every
 # row of a rare-fraud dataset falls, so the table says something about them.
@@ -70,6 +68,10 @@ def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 def _fit_platt(log_odds: np.ndarray, labels: np.ndarray) -> Calibration:
     # Effectively unregularised: two parameters on thousands of rows need no shrinkage.
+    # Imported here: bundles load this module to apply a calibration, and `fraud score`
+    # keeps scikit-learn (with pandas and SciPy) out of its start-up.
+    from sklearn.linear_model import LogisticRegression
+
     fitted = LogisticRegression(C=1e6, max_iter=1000).fit(log_odds.reshape(-1, 1), labels)
     return Calibration("platt", float(fitted.coef_[0, 0]), float(fitted.intercept_[0]))
 
@@ -84,6 +86,8 @@ def fit_calibration(labels: np.ndarray, probabilities: np.ndarray, *, seed: int 
     if folds < 2:
         return Calibration(), {"none": log_loss(labels, probabilities)}
     losses = {"none": [], "platt": []}
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fit_rows, held_rows in splitter.split(log_odds, labels):
         platt = _fit_platt(log_odds[fit_rows], labels[fit_rows])
