@@ -173,7 +173,7 @@ def test_generate_refuses_unknown_format(capsys, tmp_path):
 
 # --- train -----------------------------------------------------------------------------------------
 
-BUNDLE = {"model.ubj", "preprocessing.json", "manifest.json", "pr_curve.svg", "metrics.json", "threshold.json"}
+BUNDLE = {"model.ubj", "preprocessing.json", "manifest.json", "pr_curve.svg", "metrics.json", "threshold.json", "reliability.svg"}
 
 
 def test_train_writes_the_bundle_metrics_and_a_fixed_threshold(fixed_model_dir):

@@ -27,8 +27,10 @@ def registry_in(home) -> ModelRegistry:
 
 def test_a_tracked_save_logs_params_metrics_data_hash_trials_and_bundle(tracked_home, trained_model):
     test_metrics = {**trained_model.metrics["test"], "log_loss": 0.05, "brier": 0.01}
+    validation_metrics = {name: value for name, value in trained_model.metrics["validation"].items()
+                          if name != "log_loss"}
     model = model_copy(trained_model, "20250101T000000Z-a",
-                       metrics={**trained_model.metrics, "test": test_metrics},
+                       metrics={**trained_model.metrics, "test": test_metrics, "validation": validation_metrics},
                        search={"trials": TRIALS})
     registry = registry_in(tracked_home)
     version = settings.tracker().track_training(model, lambda: registry.save(model))
