@@ -8,7 +8,7 @@ through the same core functions the CLI calls (time split, preprocessing, traini
 following day is the unseen test batch. The best achievable figure is the metric computed
 with the true probabilities.
 
-Run: .venv/bin/python benchmarks/model_quality.py [--rows-per-day 142000] [--seeds 1]
+Run: .venv/bin/python benchmarks/model_quality.py [--rows-per-day 142000] [--seeds 1] [--search-budget 60]
 Prints, per variant: AP / best AP, log-loss / best log-loss and calibration error before
 calibration (the booster's own probabilities) and after, the mean predicted against the true
 fraud rate, the calibration method chosen and the training time; then the spread.
@@ -30,6 +30,7 @@ from fraud_assets.core.data.features import fit_preprocessor
 from fraud_assets.core.data.schema import LABEL, feature_matrix
 from fraud_assets.core.data.splits import split_transactions
 from fraud_assets.core.model.calibration import Calibration, expected_calibration_error, log_loss, sigmoid
+from fraud_assets.core.model.search import DEFAULT_BUDGET_SECONDS
 from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
 
 DAY = 86_400
@@ -130,7 +131,14 @@ def measure(variant: Variant, rows_per_day: int, seed: int, config: TrainingConf
         "mean_ratio_after": after.mean() / truth.mean(),
         "method": model.calibration.method, "best_iteration": model.manifest["training"]["best_iteration"],
         "seconds": seconds,
+        "chosen": (model.manifest.get("search") or {}).get("chosen"),
+        "trials": len((model.manifest.get("search") or {}).get("trials", [])),
     }
+
+
+def _short(params: dict) -> str:
+    return ", ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in params.items())
 
 
 def main() -> None:
@@ -138,8 +146,10 @@ def main() -> None:
     parser.add_argument("--rows-per-day", type=int, default=142_000)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--variants", nargs="*", default=[v.name for v in VARIANTS])
+    parser.add_argument("--search-budget", type=float, default=DEFAULT_BUDGET_SECONDS,
+                        help="seconds of hyperparameter search per training; 0 trains the defaults")
     args = parser.parse_args()
-    config = TrainingConfig(n_threads=2)
+    config = TrainingConfig(n_threads=2, search_budget_seconds=args.search_budget)
     results = []
     header = (f"{'variant':12} {'seed':>4} {'frauds':>6} {'AP/best':>8} {'LL/best before':>14} {'after':>6} "
               f"{'ECE before':>10} {'after':>7} {'mean/true before':>16} {'after':>6} {'method':>6} {'iter':>5} {'s':>5}")
@@ -152,6 +162,8 @@ def main() -> None:
                   f"{r['loss_ratio_after']:>6.3f} {r['ece_before']:>10.5f} {r['ece_after']:>7.5f} "
                   f"{r['mean_ratio_before']:>16.2f} {r['mean_ratio_after']:>6.2f} {r['method']:>6} "
                   f"{r['best_iteration']:>5} {r['seconds']:>5.0f}", flush=True)
+            if r["chosen"]:
+                print(f"{'':12} chose, of {r['trials']} trials: {_short(r['chosen'])}", flush=True)
     for key in ("ap_ratio", "loss_ratio_before", "loss_ratio_after", "ece_before", "ece_after"):
         values = [r[key] for r in results]
         print(f"{key:18} min {min(values):.4f}  median {statistics.median(values):.4f}  max {max(values):.4f}")

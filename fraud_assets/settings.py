@@ -246,6 +246,17 @@ def max_auprc_regression() -> float:
     return env_float("FRAUD_MAX_AUPRC_REGRESSION", MAX_AUPRC_REGRESSION_DEFAULT)
 
 
+def search_budget_seconds() -> float:
+    """Seconds of hyperparameter search per training (``FRAUD_SEARCH_BUDGET_SECONDS``, default
+    60); 0 trains the default configuration as it is."""
+    from fraud_assets.core.model.search import DEFAULT_BUDGET_SECONDS  # numpy-free, Optuna-free
+
+    budget = env_float("FRAUD_SEARCH_BUDGET_SECONDS", DEFAULT_BUDGET_SECONDS)
+    if budget < 0:
+        raise ValueError(f"FRAUD_SEARCH_BUDGET_SECONDS must be 0 or more, not {budget}")
+    return budget
+
+
 def max_calibration_error() -> float:
     return env_float("FRAUD_MAX_CALIBRATION_ERROR", MAX_CALIBRATION_ERROR_DEFAULT)
 

@@ -6,7 +6,16 @@ package (deployment/) are unaffected by this file.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Set for the whole session, session fixtures included (they run before any function-scoped
+# monkeypatch): MLflow tracking costs ~4 s of SQLite migrations per fresh folder and would
+# write an mlflow/ store into the working directory, and the hyperparameter search spends its
+# whole budget on every training. The tests of each turn them on themselves.
+os.environ.setdefault("FRAUD_TRACKING", "off")
+os.environ.setdefault("FRAUD_SEARCH_BUDGET_SECONDS", "0")
 
 # Service fixtures that several folders share (the local S3 server).
 pytest_plugins = ["fraud_assets_tests.services.s3_server"]

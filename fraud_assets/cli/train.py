@@ -9,6 +9,7 @@ import click
 from fraud_assets import settings
 from fraud_assets.cli.paths import LOCAL_FS, input_tables
 from fraud_assets.cli.progress import Progress, known_rows
+from fraud_assets.core.model.search import DEFAULT_MAX_TRIALS  # no Optuna until a search runs
 from fraud_assets.core.model.threshold import STRATEGIES, ThresholdPolicy  # numpy only
 
 # What --optimize-threshold can tune; without it the threshold is fixed at 0.5.
@@ -28,9 +29,17 @@ _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
 @click.option("--split", "split_strategy", type=click.Choice(["time", "stratified"]), default="time",
               show_default=True)
 @click.option("--model-type", type=click.Choice(["xgboost"]), default="xgboost", hidden=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the split, the booster and the search: the same data and seed give the same model.")
+@click.option("--search-budget", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Seconds of hyperparameter search on the validation split; 0 trains the defaults. "
+                   "[default: FRAUD_SEARCH_BUDGET_SECONDS, else 60]")
+@click.option("--search-trials", type=click.IntRange(min=1), default=DEFAULT_MAX_TRIALS, show_default=True,
+              help="Most configurations the search tries (the defaults are the first). A search that "
+                   "ends on this count, not the budget, is reproducible from the seed.")
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
-                  false_alert_cost, alerts_per_day, split_strategy, model_type, seed):
+                  false_alert_cost, alerts_per_day, split_strategy, model_type, seed, search_budget,
+                  search_trials):
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
     # Imported here: training's libraries (pandas, scikit-learn, xgboost) take seconds, which
     # `fraud --help` and the other commands should not pay.
@@ -42,7 +51,11 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
         policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
     else:
         policy = ThresholdPolicy("fixed", threshold=0.5)
-    config = TrainingConfig(seed=seed, threshold=policy)
+    try:
+        budget = settings.search_budget_seconds() if search_budget is None else search_budget
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    config = TrainingConfig(seed=seed, threshold=policy, search_budget_seconds=budget, search_trials=search_trials)
     scheduler = settings.dask_scheduler()
     if scheduler:
         model = _train_on_cluster(scheduler, tables, config, split_strategy)
@@ -64,6 +77,10 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
         f"model {model.version} in {output_dir}: test AUPRC {test['auprc']:.4f}, "
         f"ROC-AUC {test['roc_auc']:.4f}, threshold {model.threshold:.4f}"
     )
+    search = model.manifest.get("search")
+    if search:
+        click.echo(f"search: trial {search['chosen_trial']} of {len(search['trials'])} chosen in "
+                   f"{search['seconds']:.0f} s (manifest.json has every trial)")
     run = model.manifest.get("tracking", {})
     if run.get("run_id"):
         click.echo(f"MLflow run {run['run_id']} in {run['uri']}")

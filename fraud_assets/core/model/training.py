@@ -20,9 +20,10 @@ from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.schema import AMOUNT, LABEL, SECONDS_PER_DAY, TIME, feature_matrix
 from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
-from fraud_assets.core.model.calibration import calibration_report, fit_calibration
+from fraud_assets.core.model.calibration import calibration_report, fit_calibration, sigmoid
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
 from fraud_assets.core.model.provenance import provenance
+from fraud_assets.core.model.search import DEFAULT_MAX_TRIALS, search_configuration
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,18 @@ class TrainingConfig:
     reg_lambda: float = 1.0
     max_bin: int = 256
     early_stopping_rounds: int = 50
+    # What early stopping watches on validation: "aucpr" or "logloss".
+    eval_metric: str = "aucpr"
     # None: the square root of the genuine/fraud ratio. The full ratio (~580) over-weights
     # noisy frauds; no weight at all starves the trees of positive gradient.
     scale_pos_weight: float | None = None
     seed: int = 0
     n_threads: int = 0
     threshold: ThresholdPolicy = field(default_factory=ThresholdPolicy)
+    # Seconds for the hyperparameter search (core/model/search.py); 0 trains exactly this
+    # configuration. The CLI and the asset default to FRAUD_SEARCH_BUDGET_SECONDS.
+    search_budget_seconds: float = 0.0
+    search_trials: int = DEFAULT_MAX_TRIALS
 
 
 def rows_per_day(splits: Splits) -> float:
@@ -107,9 +114,9 @@ class _RoundReporter(xgb.callback.TrainingCallback):
     def after_iteration(self, model, epoch: int, evals_log) -> bool:
         done = epoch + 1
         if done % self.LOG_EVERY == 0:
-            scores = evals_log.get("validation", {}).get("aucpr", [])
-            log.debug("boosting round %d of at most %d: validation AUPRC %.4f",
-                      done, self._total, scores[-1] if scores else float("nan"))
+            for metric, scores in evals_log.get("validation", {}).items():
+                log.debug("boosting round %d of at most %d: validation %s %.4f",
+                          done, self._total, metric, scores[-1] if scores else float("nan"))
         if self._on_round is not None:
             self._on_round(done, self._total)
         return False  # never asks to stop: early stopping decides
@@ -126,6 +133,18 @@ def positive_weight(config: TrainingConfig, negatives: int, positives: int) -> f
     return config.scale_pos_weight or math.sqrt(negatives / positives)
 
 
+def validation_scores(labels: np.ndarray, log_odds: np.ndarray, *, seed: int = 0) -> dict:
+    """What a search trial is judged by: the log-loss its probabilities would have once
+    calibrated as the final model's are (cross-validated on validation, so a trial is not
+    penalised for a miscalibration that Platt scaling removes), and average precision."""
+    from sklearn.metrics import average_precision_score
+
+    probabilities = sigmoid(log_odds)
+    _, cross_validated = fit_calibration(labels, probabilities, seed=seed)
+    return {"log_loss": min(cross_validated.values()),
+            "auprc": float(average_precision_score(labels, probabilities))}
+
+
 def require_frauds(train_frauds: int, validation_frauds: int) -> None:
     if train_frauds == 0 or validation_frauds == 0:
         raise ValueError(
@@ -138,7 +157,7 @@ def booster_params(config: TrainingConfig, weight: float) -> dict:
     """XGBoost's parameters, one set for training in this process and on a Dask cluster."""
     return {
         "objective": "binary:logistic",
-        "eval_metric": "aucpr",
+        "eval_metric": config.eval_metric,
         "tree_method": "hist",
         "eta": config.learning_rate,
         "max_depth": config.max_depth,
@@ -169,7 +188,7 @@ def stopped_at_best(booster: xgb.Booster, weight: float, started: float) -> Stop
     best_iteration = int(booster.best_iteration)
     best_score, booster_rounds = float(booster.best_score), booster.num_boosted_rounds()
     training_seconds = time.perf_counter() - started
-    log.info("early stopping kept %d of %d rounds (best validation AUPRC %.4f) after %.1f s",
+    log.info("early stopping kept %d of %d rounds (best validation score %.4f) after %.1f s",
              best_iteration + 1, booster_rounds, best_score, training_seconds)
     return StoppedBooster(booster[: best_iteration + 1], weight, best_iteration, training_seconds)
 
@@ -211,6 +230,8 @@ def complete_model(
     provenance_document: dict,
     created: datetime,
     extra_training: dict | None = None,
+    search: dict | None = None,
+    training_seconds: float | None = None,
 ) -> FraudModel:
     """Calibrate and choose the threshold on validation, write the manifest: one policy for
     every engine. ``evidence`` holds the uncalibrated model's scores."""
@@ -235,7 +256,9 @@ def complete_model(
             **{k: v for k, v in asdict(config).items() if k != "threshold"},
             "scale_pos_weight": stopped.weight,
             "best_iteration": stopped.best_iteration,
+            # The final booster's own fit, and the whole training with any search before it.
             "training_seconds": round(stopped.training_seconds, 3),
+            **({"total_seconds": round(training_seconds, 3)} if training_seconds is not None else {}),
             **(extra_training or {}),
         },
         "threshold_policy": {
@@ -255,6 +278,7 @@ def complete_model(
         "top_features": _top_features(stopped.booster),
         "feature_importance": importance_by_input(stopped.booster),
         "drift_reference": profile.reference_to_dict(profile.build_reference(drift_columns)),
+        **({"search": search} if search else {}),
     }
     return model
 
@@ -277,10 +301,9 @@ def train_fraud_model(
     y_valid = splits.validation[LABEL].to_numpy()
     require_frauds(int(y_train.sum()), int(y_valid.sum()))
     negatives, positives = len(y_train) - y_train.sum(), y_train.sum()
-    weight = positive_weight(config, negatives, positives)
 
-    log.info("training on %d rows (%d frauds), stopping on %d validation rows; positive weight %.1f",
-             len(y_train), int(positives), len(y_valid), weight)
+    log.info("training on %d rows (%d frauds), stopping on %d validation rows",
+             len(y_train), int(positives), len(y_valid))
     names = list(preprocessor.feature_names)
     train_matrix = xgb.QuantileDMatrix(
         preprocessor.transform_frame(splits.train), label=y_train, feature_names=names, max_bin=config.max_bin
@@ -288,16 +311,30 @@ def train_fraud_model(
     valid_matrix = xgb.QuantileDMatrix(
         preprocessor.transform_frame(splits.validation), label=y_valid, feature_names=names, ref=train_matrix
     )
-    booster = xgb.train(
-        booster_params(config, weight),
-        train_matrix,
-        num_boost_round=config.n_estimators,
-        evals=[(valid_matrix, "validation")],
-        early_stopping_rounds=config.early_stopping_rounds,
-        verbose_eval=False,
-        callbacks=[_RoundReporter(config.n_estimators, on_round)],
-    )
-    stopped = stopped_at_best(booster, weight, started)
+
+    def fit(trial_config: TrainingConfig, callbacks: list) -> StoppedBooster:
+        weight = positive_weight(trial_config, negatives, positives)
+        fitted_from = time.perf_counter()
+        booster = xgb.train(
+            booster_params(trial_config, weight),
+            train_matrix,
+            num_boost_round=trial_config.n_estimators,
+            evals=[(valid_matrix, "validation")],
+            early_stopping_rounds=trial_config.early_stopping_rounds,
+            verbose_eval=False,
+            callbacks=[_RoundReporter(trial_config.n_estimators, on_round), *callbacks],
+        )
+        return stopped_at_best(booster, weight, fitted_from)
+
+    def score(stopped: StoppedBooster) -> dict:
+        margins = stopped.booster.predict(valid_matrix, output_margin=True)
+        return validation_scores(y_valid, margins - log_odds_correction_for(stopped.weight), seed=config.seed)
+
+    if config.search_budget_seconds > 0 and config.search_trials > 1:
+        outcome = search_configuration(config, fit, score)
+        config, stopped, search_report = outcome.config, outcome.stopped, outcome.report
+    else:
+        stopped, search_report = fit(config, []), None
     created = datetime.now(UTC)
     model = untuned_model(stopped, preprocessor, created)
     evidence = HeldOutEvidence(
@@ -316,4 +353,6 @@ def train_fraud_model(
         model, stopped, config, evidence,
         provenance_document=provenance((splits.train, splits.validation, splits.test), run_id=run_id),
         created=created,
+        search=search_report,
+        training_seconds=time.perf_counter() - started,
     )
