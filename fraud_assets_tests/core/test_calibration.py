@@ -121,9 +121,10 @@ def test_a_bundle_saved_before_calibration_loads_and_scores_as_before(trained_mo
 
 def test_gate_refuses_a_miscalibrated_model(trained_model, time_splits):
     test = time_splits.test
-    # Without the class-weight correction the odds are inflated by the weight: same ranking,
-    # wrong probabilities.
-    inflated = dataclasses.replace(trained_model, log_odds_correction=0.0, calibration=Calibration())
+    # Odds inflated twentyfold, as an uncorrected class weight would: same ranking, wrong
+    # probabilities.
+    inflated = dataclasses.replace(trained_model, log_odds_correction=trained_model.log_odds_correction - np.log(20),
+                                   calibration=Calibration())
     limit = 0.01
     good = gate_module.evaluate_gate(trained_model, None, test, auprc_floor=0.0, max_regression=0.02,
                                      max_calibration_error=limit)

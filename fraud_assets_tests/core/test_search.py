@@ -37,7 +37,7 @@ def test_the_search_records_its_trials_and_trains_the_chosen_configuration(searc
     # The first trial is the configuration given, so the search starts from the defaults.
     first = search["trials"][0]["params"]
     assert first["learning_rate"] == fast_config.learning_rate and first["max_depth"] == fast_config.max_depth
-    assert first["positive_weighting"] == "sqrt_ratio"
+    assert first["positive_weighting"] == fast_config.positive_weighting
     chosen = search["trials"][search["chosen_trial"]]
     assert chosen["value"] == min(trial["value"] for trial in search["trials"])
     assert search["chosen"] == chosen["params"]

@@ -57,11 +57,10 @@ def searched_fields(trial: Any, base: TrainingConfig) -> dict:
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
         "reg_lambda": trial.suggest_float("reg_lambda", 0.1, 50.0, log=True),
-        "eval_metric": trial.suggest_categorical("eval_metric", ["aucpr", "logloss"]),
+        "eval_metric": trial.suggest_categorical("eval_metric", ["logloss", "aucpr"]),
     }
     if base.scale_pos_weight is None:  # a weight the user set is theirs, not the search's
-        weighting = trial.suggest_categorical("positive_weighting", ["sqrt_ratio", "none"])
-        fields["scale_pos_weight"] = None if weighting == "sqrt_ratio" else 1.0
+        fields["positive_weighting"] = trial.suggest_categorical("positive_weighting", ["none", "sqrt_ratio"])
     return fields
 
 
@@ -71,7 +70,7 @@ def starting_point(base: TrainingConfig) -> dict:
              ("learning_rate", "max_depth", "min_child_weight", "subsample", "colsample_bytree",
               "reg_lambda", "eval_metric")}
     if base.scale_pos_weight is None:
-        point["positive_weighting"] = "sqrt_ratio"
+        point["positive_weighting"] = base.positive_weighting
     return point
 
 

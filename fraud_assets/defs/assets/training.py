@@ -52,6 +52,7 @@ class ModelTrainingConfig(dg.Config):
     learning_rate: float = TrainingConfig.learning_rate
     max_depth: int = TrainingConfig.max_depth
     early_stopping_rounds: int = TrainingConfig.early_stopping_rounds
+    positive_weighting: str = TrainingConfig.positive_weighting
     scale_pos_weight: float | None = TrainingConfig.scale_pos_weight
     seed: int = TrainingConfig.seed
     # None: FRAUD_SEARCH_BUDGET_SECONDS (default 60); 0 trains the settings above as they are.
@@ -68,6 +69,7 @@ class ModelTrainingConfig(dg.Config):
             learning_rate=self.learning_rate,
             max_depth=self.max_depth,
             early_stopping_rounds=self.early_stopping_rounds,
+            positive_weighting=self.positive_weighting,
             scale_pos_weight=self.scale_pos_weight,
             seed=self.seed,
             search_budget_seconds=(settings.search_budget_seconds() if self.search_budget_seconds is None
