@@ -8,6 +8,7 @@ threshold and the metrics) and a sample of training rows for the drift reference
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime
@@ -107,6 +108,11 @@ def _train_split_frame(
     split_strategy: str,
     preprocessor: Preprocessor | None = None,
 ) -> FraudModel:
+    if config.search_budget_seconds > 0:
+        # Each trial would be a whole distributed training; the cluster trains the
+        # configuration given, and the manifest says no search ran.
+        log.info("no hyperparameter search on the Dask cluster: training the configuration given")
+        config = dataclasses.replace(config, search_budget_seconds=0.0)
     summary = _summarise(frame)
     _require_both_classes(summary, source)
     counts = summary["counts"]
