@@ -216,12 +216,12 @@ def test_train_alert_budget_policy(capsys, train_csv, tmp_path):
 
 def test_train_searches_within_the_budget_given_and_says_what_it_chose(capsys, train_csv, tmp_path):
     code, out, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m",
-                           "--search-budget", 600, "--search-trials", 3, "--seed", 4)
+                           "--search-budget", 600, "--search-trials", 2, "--seed", 4)
     assert code == 0, err
     search = json.loads((tmp_path / "m" / "manifest.json").read_text())["search"]
-    assert (search["budget_seconds"], search["max_trials"], search["seed"]) == (600, 3, 4)
-    assert len(search["trials"]) == 3
-    assert f"search: trial {search['chosen_trial']} of 3 chosen" in out
+    assert (search["budget_seconds"], search["max_trials"], search["seed"]) == (600, 2, 4)
+    assert len(search["trials"]) == 2
+    assert f"search: trial {search['chosen_trial']} of 2 chosen" in out
 
 
 def test_the_search_budget_comes_from_the_environment(capsys, train_csv, tmp_path, monkeypatch):
