@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from fraud_assets.core.data.features import fit_preprocessor
@@ -38,8 +39,12 @@ def test_the_search_records_its_trials_and_trains_the_chosen_configuration(searc
     first = search["trials"][0]["params"]
     assert first["learning_rate"] == fast_config.learning_rate and first["max_depth"] == fast_config.max_depth
     assert first["positive_weighting"] == fast_config.positive_weighting
+    best = search["trials"][search["best_trial"]]
+    assert best["value"] == min(trial["value"] for trial in search["trials"])
+    # The best trial replaces the defaults only when its gain is beyond noise.
+    beyond_noise = search["evidence_over_defaults"]["z"] > search["evidence_z_required"]
+    assert search["chosen_trial"] == (search["best_trial"] if beyond_noise else 0)
     chosen = search["trials"][search["chosen_trial"]]
-    assert chosen["value"] == min(trial["value"] for trial in search["trials"])
     assert search["chosen"] == chosen["params"]
     training = searched.manifest["training"]
     assert training["learning_rate"] == pytest.approx(chosen["params"]["learning_rate"])
@@ -81,6 +86,18 @@ def test_a_weight_the_user_sets_is_not_searched(time_splits, preprocessor, searc
                               dataclasses.replace(search_config, scale_pos_weight=3.0, search_trials=3))
     assert all("positive_weighting" not in trial["params"] for trial in model.manifest["search"]["trials"])
     assert model.manifest["training"]["scale_pos_weight"] == 3.0
+
+
+def test_a_trial_replaces_the_defaults_only_on_evidence():
+    from fraud_assets.core.model.search import paired_evidence
+
+    rng = np.random.default_rng(0)
+    defaults = rng.exponential(0.01, 20_000)
+    assert paired_evidence(defaults, defaults) == {"mean_gain": 0.0, "z": 0.0}
+    noise = paired_evidence(defaults, defaults + rng.normal(0, 0.001, defaults.size))
+    assert abs(noise["z"]) < 4
+    clear = paired_evidence(defaults, defaults * 0.9)
+    assert clear["mean_gain"] == pytest.approx(0.1 * defaults.mean()) and clear["z"] > 10
 
 
 def test_no_budget_trains_the_configuration_as_given(trained_model):

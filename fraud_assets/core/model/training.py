@@ -146,12 +146,15 @@ def positive_weight(config: TrainingConfig, negatives: int, positives: int) -> f
 def validation_scores(labels: np.ndarray, log_odds: np.ndarray, *, seed: int = 0) -> dict:
     """What a search trial is judged by: the log-loss its probabilities would have once
     calibrated as the final model's are (cross-validated on validation, so a trial is not
-    penalised for a miscalibration that Platt scaling removes), and average precision."""
+    penalised for a miscalibration that Platt scaling removes), each row's log-loss under that
+    calibration (for the paired comparison with the defaults), and average precision."""
     from sklearn.metrics import average_precision_score
 
     probabilities = sigmoid(log_odds)
-    _, cross_validated = fit_calibration(labels, probabilities, seed=seed)
-    return {"log_loss": min(cross_validated.values()),
+    calibration, cross_validated = fit_calibration(labels, probabilities, seed=seed)
+    calibrated = np.clip(calibration.apply(probabilities), 1e-15, 1 - 1e-15)
+    row_losses = -(labels * np.log(calibrated) + (1 - labels) * np.log1p(-calibrated))
+    return {"log_loss": min(cross_validated.values()), "row_losses": row_losses,
             "auprc": float(average_precision_score(labels, probabilities))}
 
 
