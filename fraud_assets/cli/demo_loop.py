@@ -27,6 +27,7 @@ WORLD = ("data", "demo_world", "labels")  # reports not made yet: outside anythi
 WORLD_BATCHES = ("data", "demo_world", "batches")
 MAX_REPORT_DELAY_DAYS = 2  # within the demo's label maturity, so mature days are complete
 GENUINE_CONFIRMATIONS_PER_DAY = 5
+RETRAIN_TAG = "fraud/demo_retrain_day"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -144,12 +145,14 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
                        "fraud/trigger": "fraud demo", "fraud/label_file": path.name})
             done["label_files"] += 1
         history = (registry.challenger_record() or {}).get("history", [])
-        if index == retrain_after and registry.challenger_version() is None and not history:
+        if (index == retrain_after and registry.challenger_version() is None and not history
+                and not _retrained_before(instance, day)):
             click.echo(f"{day}: retraining on the base file and the labelled days so far")
             before = registry.production_version()
             # A retrained model that fails the quality gate is an outcome the demo shows,
             # not a crash: production keeps serving and no challenge starts.
-            trained = _run(_job(defs, "training_job"), instance, check=False)
+            trained = _run(_job(defs, "training_job"), instance, check=False,
+                           tags={RETRAIN_TAG: day})
             done["trained"] += trained.success
             if not trained.success:
                 click.echo(f"{day}: the retrained model failed the quality gate; no challenger")
@@ -166,6 +169,14 @@ def run_loop(root: Path, defs, instance, dates: list[str], retrain_after: int, s
         instance.report_runless_asset_event(event)
     done["drift"] = {day: _latest_drift_level(instance, day) for day in dates}
     return done
+
+
+def _retrained_before(instance, day: str) -> bool:
+    """Whether an earlier demo already retrained on ``day``: a retraining the gate refused
+    leaves no challenger behind, and a second demo must not try it again."""
+    import dagster as dg
+
+    return bool(instance.get_run_records(dg.RunsFilter(tags={RETRAIN_TAG: day}), limit=1))
 
 
 def _latest_drift_level(instance, day: str) -> str:
