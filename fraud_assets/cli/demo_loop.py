@@ -228,7 +228,8 @@ def summary(storage, dates: list[str], done: dict) -> list[str]:
     evaluation = done.get("evaluation", {})
     history = (storage.registry().challenger_record() or {}).get("history", [])
     if evaluation.get("outcome") and evaluation["outcome"] != "no challenge running" or not history:
-        lines.append(f"decision: {evaluation.get('outcome', '?')}: {evaluation.get('reason', '')}")
+        reason = evaluation.get("reason")
+        lines.append(f"decision: {evaluation.get('outcome', '?')}" + (f": {reason}" if reason else ""))
     else:
         last_decision = history[-1]
         lines.append(f"decision (earlier run): {last_decision['version']} {last_decision['outcome']}: "
