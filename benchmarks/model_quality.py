@@ -132,6 +132,9 @@ def measure(variant: Variant, rows_per_day: int, seed: int, config: TrainingConf
         "method": model.calibration.method, "best_iteration": model.manifest["training"]["best_iteration"],
         "seconds": seconds,
         "chosen": (model.manifest.get("search") or {}).get("chosen"),
+        "chosen_trial": (model.manifest.get("search") or {}).get("chosen_trial"),
+        "best_trial": (model.manifest.get("search") or {}).get("best_trial"),
+        "evidence_z": ((model.manifest.get("search") or {}).get("evidence_over_defaults") or {}).get("z"),
         "trials": len((model.manifest.get("search") or {}).get("trials", [])),
     }
 
@@ -163,7 +166,9 @@ def main() -> None:
                   f"{r['mean_ratio_before']:>16.2f} {r['mean_ratio_after']:>6.2f} {r['method']:>6} "
                   f"{r['best_iteration']:>5} {r['seconds']:>5.0f}", flush=True)
             if r["chosen"]:
-                print(f"{'':12} chose, of {r['trials']} trials: {_short(r['chosen'])}", flush=True)
+                print(f"{'':12} trial {r['chosen_trial']} of {r['trials']} chosen (best on validation: "
+                      f"{r['best_trial']}, z {r['evidence_z']} over the defaults): {_short(r['chosen'])}",
+                      flush=True)
     for key in ("ap_ratio", "loss_ratio_before", "loss_ratio_after", "ece_before", "ece_after"):
         values = [r[key] for r in results]
         print(f"{key:18} min {min(values):.4f}  median {statistics.median(values):.4f}  max {max(values):.4f}")
