@@ -51,7 +51,7 @@ TRAINING_CONFIG = {"ops": {"fraud_model": {"config": {"n_estimators": 60, "early
 HEALTH_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 420
 DAGSTER_SERVICES = ("code-server", "webserver", "daemon")
-SERVICES = ("postgres", *DAGSTER_SERVICES, "fraud-inference")
+SERVICES = ("postgres", *DAGSTER_SERVICES, "fraud-inference", "mlflow")
 UID = "10001"
 
 
@@ -62,6 +62,7 @@ class ComposeStack:
     env: dict[str, str]
     web_port: int
     inference_port: int
+    mlflow_port: int
     s3_endpoint_host: str
     buckets: dict[str, str]
     started: float = field(default_factory=time.monotonic)
@@ -135,6 +136,8 @@ def _write_project(folder: Path, *, endpoint: str, buckets: dict[str, str]) -> N
         "AWS_SECRET_ACCESS_KEY": "testing",
         # No instance metadata service here: boto3 must not wait for one.
         "AWS_EC2_METADATA_DISABLED": "true",
+        # A short search: the test is about the stack, not the configuration it finds.
+        "FRAUD_SEARCH_BUDGET_SECONDS": "5",
     }
     (folder / "deployment" / "compose.env").write_text(
         "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -183,11 +186,13 @@ def stack(images: Images, tmp_path_factory) -> Iterator[ComposeStack]:
         "POSTGRES_IMAGE": images.postgres,
         "CARD_FRAUD_WEBSERVER_PORT": str(free_port()),
         "CARD_FRAUD_INFERENCE_PORT": str(free_port()),
+        "CARD_FRAUD_MLFLOW_PORT": str(free_port()),
     }
     stack = ComposeStack(
         folder=folder, project=f"cardfraudtest{suffix}", env=env,
         web_port=int(env["CARD_FRAUD_WEBSERVER_PORT"]),
         inference_port=int(env["CARD_FRAUD_INFERENCE_PORT"]),
+        mlflow_port=int(env["CARD_FRAUD_MLFLOW_PORT"]),
         s3_endpoint_host=endpoint, buckets=buckets,
     )
     host_env = {
@@ -286,7 +291,7 @@ def runs(stack: ComposeStack) -> Runs:
 
 
 def test_containers_run_read_only_as_the_image_user(stack: ComposeStack) -> None:
-    for service in (*DAGSTER_SERVICES, "fraud-inference"):
+    for service in (*DAGSTER_SERVICES, "fraud-inference", "mlflow"):
         info = stack.inspect(service)
         assert info["HostConfig"]["ReadonlyRootfs"] is True, service
         assert info["Config"]["User"] == f"{UID}:{UID}", service
@@ -329,6 +334,32 @@ def test_scoring_service_serves_the_promoted_model_and_counts_it(stack: ComposeS
     assert float(value) >= 1
 
 
+def test_training_is_tracked_on_the_stacks_mlflow_server(stack: ComposeStack, runs: Runs) -> None:
+    import boto3
+
+    api = f"http://127.0.0.1:{stack.mlflow_port}/api/2.0/mlflow"
+    _wait_healthy(stack, ("mlflow",), HEALTH_TIMEOUT_S)
+    experiment = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": "card-fraud"},
+                              timeout=30)
+    assert experiment.status_code == 200, experiment.text
+    found = requests.post(f"{api}/runs/search", timeout=30, json={
+        "experiment_ids": [experiment.json()["experiment"]["experiment_id"]],
+        "filter": "attributes.status = 'FINISHED'",
+    })
+    assert found.status_code == 200, found.text
+    tracked = [r for r in found.json().get("runs", []) if "test_auprc" in {m["key"] for m in r["data"].get("metrics", [])}]
+    assert tracked, found.json()
+    # The promoted model is MLflow's champion, and the run's artifacts went through the server
+    # to the models bucket.
+    champion = requests.get(f"{api}/registered-models/alias", params={"name": "card-fraud", "alias": "champion"},
+                            timeout=30)
+    assert champion.status_code == 200, champion.text
+    s3 = boto3.client("s3", endpoint_url=stack.s3_endpoint_host, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    stored = s3.list_objects_v2(Bucket=stack.buckets["models"], Prefix="mlflow/").get("KeyCount", 0)
+    assert stored > 0
+
+
 def test_only_the_declared_ports_listen_and_only_on_loopback(stack: ComposeStack) -> None:
     published = {}
     for service in SERVICES:
@@ -343,10 +374,11 @@ def test_only_the_declared_ports_listen_and_only_on_loopback(stack: ComposeStack
         "webserver": {"3100/tcp": [("127.0.0.1", str(stack.web_port))]},
         "daemon": {},
         "fraud-inference": {"8000/tcp": [("127.0.0.1", str(stack.inference_port))]},
+        "mlflow": {"5000/tcp": [("127.0.0.1", str(stack.mlflow_port))]},
     }
     # And on the host, the proxies Docker starts for them listen on loopback only.
     listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
-    for port in (stack.web_port, stack.inference_port):
+    for port in (stack.web_port, stack.inference_port, stack.mlflow_port):
         addresses = re.findall(rf"^\S+\s+\d+\s+\d+\s+(\S+):{port}\s", listening, flags=re.MULTILINE)
         assert addresses and set(addresses) == {"127.0.0.1"}, (port, addresses)
 

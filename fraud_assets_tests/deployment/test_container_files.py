@@ -167,10 +167,11 @@ def compose() -> dict:
 def test_compose_variables_all_have_defaults() -> None:
     # Without a default, a variable left unset becomes an empty image name or port.
     text = COMPOSE.read_text()
-    assert re.findall(r"\$\{[A-Z0-9_]+\}|\$[A-Z]", text) == []
+    # `$$` is compose's escape for a `$` the container's shell expands.
+    assert re.findall(r"\$\{[A-Z0-9_]+\}|\$[A-Z]", text.replace("$$", "")) == []
     names = set(re.findall(r"\$\{([A-Z0-9_]+):-", text))
     assert names == {"CARD_FRAUD_IMAGE", "POSTGRES_IMAGE", "CARD_FRAUD_WEBSERVER_PORT",
-                     "CARD_FRAUD_INFERENCE_PORT"}, names
+                     "CARD_FRAUD_INFERENCE_PORT", "CARD_FRAUD_MLFLOW_PORT"}, names
 
 
 def test_compose_services_share_one_image(compose: dict) -> None:
@@ -182,13 +183,14 @@ def test_compose_services_share_one_image(compose: dict) -> None:
         assert services[name]["build"]["dockerfile"] == "Dockerfile"
 
 
-def test_compose_publishes_only_the_webserver_and_scoring_on_loopback(compose: dict) -> None:
+def test_compose_publishes_only_the_uis_and_scoring_on_loopback(compose: dict) -> None:
     services = compose["services"]
     for name, service in services.items():
         for port in service.get("ports", []):
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), (name, port)
     assert services["webserver"]["ports"] == ["127.0.0.1:3100:3100"]
     assert services["fraud-inference"]["ports"] == ["127.0.0.1:8000:8000"]
+    assert services["mlflow"]["ports"] == ["127.0.0.1:5000:5000"]
     assert "ports" not in services["postgres"]
     assert "ports" not in services["code-server"]
 
@@ -250,6 +252,23 @@ def test_compose_containers_drop_privileges_and_wait_for_health(compose: dict) -
     for name in ("webserver", "daemon"):
         assert services[name]["depends_on"]["code-server"]["condition"] == "service_healthy"
         assert "/opt/card-fraud/deployment/workspace.compose.yaml" in services[name]["command"]
+
+
+def test_compose_tracks_experiments_on_its_own_mlflow_server(compose: dict) -> None:
+    services = compose["services"]
+    mlflow = services["mlflow"]
+    # The same hardened image and settings as the Dagster services, its own database.
+    assert mlflow["image"] == services["code-server"]["image"]
+    assert mlflow["read_only"] is True and mlflow["cap_drop"] == ["ALL"]
+    assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
+    command = mlflow["command"][-1]
+    assert "@postgres:5432/mlflow" in command and "s3://$${FRAUD_MODELS_BUCKET}/mlflow" in command
+    assert "DAGSTER_PG_PASSWORD" in command and "--allowed-hosts" in command
+    for name in ("code-server", "webserver", "daemon"):
+        assert services[name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    init = REPO / "deployment" / "docker" / "postgres" / "initdb"
+    assert "./deployment/docker/postgres/initdb:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
+    assert "CREATE DATABASE mlflow OWNER dagster;" in (init / "10-mlflow-database.sql").read_text()
 
 
 def test_compose_env_example_documents_the_settings() -> None:

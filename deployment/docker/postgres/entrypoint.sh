@@ -1,7 +1,7 @@
 #!/bin/sh
 # First start: initdb with the password from POSTGRES_PASSWORD_FILE, then create
-# POSTGRES_DB owned by POSTGRES_USER. Every start: run postgres as the postgres user,
-# listening on the container's network (the compose network only: no port is published).
+# POSTGRES_DB owned by POSTGRES_USER and run /docker-entrypoint-initdb.d/*.sql. Every start:
+# run postgres as the postgres user, listening on the container's network (the compose network only: no port is published).
 set -eu
 
 : "${PGDATA:=/var/lib/postgresql/data}"
@@ -37,6 +37,12 @@ if [ ! -s "${PGDATA}/PG_VERSION" ]; then
         pid=$!
         until ${as_postgres} pg_isready -q -h /tmp; do sleep 0.2; done
         ${as_postgres} createdb -h /tmp -U "${POSTGRES_USER}" -O "${POSTGRES_USER}" "${POSTGRES_DB}"
+        # As the upstream image does: SQL files mounted here run once, on a new volume.
+        for script in /docker-entrypoint-initdb.d/*.sql; do
+            [ -e "${script}" ] || continue
+            ${as_postgres} psql -q -v ON_ERROR_STOP=1 -h /tmp -U "${POSTGRES_USER}" \
+                -d "${POSTGRES_DB}" -f "${script}"
+        done
         kill -INT "${pid}"
         wait "${pid}"
     fi
