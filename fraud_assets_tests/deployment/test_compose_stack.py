@@ -187,6 +187,8 @@ def stack(images: Images, tmp_path_factory) -> Iterator[ComposeStack]:
         "CARD_FRAUD_WEBSERVER_PORT": str(free_port()),
         "CARD_FRAUD_INFERENCE_PORT": str(free_port()),
         "CARD_FRAUD_MLFLOW_PORT": str(free_port()),
+        "CARD_FRAUD_DASK_DASHBOARD_PORT": str(free_port()),
+        "CARD_FRAUD_DASK_WORKER_MEMORY": "1GiB",
     }
     stack = ComposeStack(
         folder=folder, project=f"cardfraudtest{suffix}", env=env,
@@ -358,6 +360,31 @@ def test_training_is_tracked_on_the_stacks_mlflow_server(stack: ComposeStack, ru
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     stored = s3.list_objects_v2(Bucket=stack.buckets["models"], Prefix="mlflow/").get("KeyCount", 0)
     assert stored > 0
+
+
+def test_the_dask_profile_trains_on_its_workers(stack: ComposeStack, runs: Runs) -> None:
+    # After the runs: the cluster is an addition to the stack, not a condition of it.
+    stack.compose("--profile", "dask", "up", "-d", "--no-build", "--scale", "dask-worker=2",
+                  "dask-scheduler", "dask-worker", timeout=300)
+    _wait_healthy(stack, ("dask-scheduler",), HEALTH_TIMEOUT_S)
+    for worker in stack.compose("ps", "-q", "dask-worker").stdout.split():
+        assert json.loads(docker("inspect", worker).stdout)[0]["HostConfig"]["ReadonlyRootfs"] is True
+    dashboard = int(stack.env["CARD_FRAUD_DASK_DASHBOARD_PORT"])
+    assert requests.get(f"http://127.0.0.1:{dashboard}/health", timeout=10).text == "ok"
+    stack.mark("dask cluster up")
+    show_training = "import json; print(json.dumps(json.load(open('/tmp/model/manifest.json'))['training']))"
+    trained = stack.compose(
+        "--profile", "dask", "run", "--rm", "--no-deps",
+        "-e", "FRAUD_DASK_SCHEDULER=tcp://dask-scheduler:8786", "-e", "FRAUD_TRACKING=off",
+        "code-server", "sh", "-c",
+        f"fraud train --data s3://{stack.buckets['data']}/raw/creditcard.csv --output-dir /tmp/model "
+        f"--search-budget 0 && python -c \"{show_training}\"",
+        timeout=600, check=False,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr + stack.logs()
+    stack.mark("trained on the dask workers")
+    training = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert training["engine"] == "xgboost.dask" and training["workers"] == 2, training
 
 
 def test_only_the_declared_ports_listen_and_only_on_loopback(stack: ComposeStack) -> None:

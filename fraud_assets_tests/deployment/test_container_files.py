@@ -171,7 +171,8 @@ def test_compose_variables_all_have_defaults() -> None:
     assert re.findall(r"\$\{[A-Z0-9_]+\}|\$[A-Z]", text.replace("$$", "")) == []
     names = set(re.findall(r"\$\{([A-Z0-9_]+):-", text))
     assert names == {"CARD_FRAUD_IMAGE", "POSTGRES_IMAGE", "CARD_FRAUD_WEBSERVER_PORT",
-                     "CARD_FRAUD_INFERENCE_PORT", "CARD_FRAUD_MLFLOW_PORT"}, names
+                     "CARD_FRAUD_INFERENCE_PORT", "CARD_FRAUD_MLFLOW_PORT",
+                     "CARD_FRAUD_DASK_DASHBOARD_PORT", "CARD_FRAUD_DASK_WORKER_MEMORY"}, names
 
 
 def test_compose_services_share_one_image(compose: dict) -> None:
@@ -191,6 +192,8 @@ def test_compose_publishes_only_the_uis_and_scoring_on_loopback(compose: dict) -
     assert services["webserver"]["ports"] == ["127.0.0.1:3100:3100"]
     assert services["fraud-inference"]["ports"] == ["127.0.0.1:8000:8000"]
     assert services["mlflow"]["ports"] == ["127.0.0.1:5000:5000"]
+    assert services["dask-scheduler"]["ports"] == ["127.0.0.1:8787:8787"]
+    assert "ports" not in services["dask-worker"]
     assert "ports" not in services["postgres"]
     assert "ports" not in services["code-server"]
 
@@ -269,6 +272,23 @@ def test_compose_tracks_experiments_on_its_own_mlflow_server(compose: dict) -> N
     init = REPO / "deployment" / "docker" / "postgres" / "initdb"
     assert "./deployment/docker/postgres/initdb:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
     assert "CREATE DATABASE mlflow OWNER dagster;" in (init / "10-mlflow-database.sql").read_text()
+
+
+def test_compose_dask_cluster_is_optional_and_hardened(compose: dict) -> None:
+    services = compose["services"]
+    for name in ("dask-scheduler", "dask-worker"):
+        service = services[name]
+        # Off unless asked for: `up` without the profile starts today's stack.
+        assert service["profiles"] == ["dask"], name
+        assert service["image"] == services["code-server"]["image"], name
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert "secrets" not in service, name
+        assert "healthcheck" in service, name
+    worker = services["dask-worker"]["command"]
+    assert worker[:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert worker[worker.index("--memory-limit") + 1] == "4GiB"
+    assert services["dask-worker"]["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
 
 
 def test_compose_env_example_documents_the_settings() -> None:
