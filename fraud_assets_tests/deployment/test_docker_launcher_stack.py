@@ -102,11 +102,13 @@ def stack(tmp_path_factory) -> Iterator[LauncherStack]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FRAUD_", "DAGSTER_"))},
         "CARD_FRAUD_IMAGE": APP_IMAGE, "POSTGRES_IMAGE": POSTGRES_IMAGE,
         "CARD_FRAUD_WEBSERVER_PORT": str(free_port()), "CARD_FRAUD_INFERENCE_PORT": str(free_port()),
+        "CARD_FRAUD_MLFLOW_PORT": str(free_port()), "CARD_FRAUD_DASK_DASHBOARD_PORT": str(free_port()),
         "CARD_FRAUD_DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
     }
     stack = LauncherStack(folder=folder, project=f"cardfraudlauncher{suffix}", env=env,
                           web_port=int(env["CARD_FRAUD_WEBSERVER_PORT"]),
                           inference_port=int(env["CARD_FRAUD_INFERENCE_PORT"]),
+                          mlflow_port=int(env["CARD_FRAUD_MLFLOW_PORT"]),
                           s3_endpoint_host=endpoint, buckets=buckets)
     try:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
