@@ -267,6 +267,9 @@ def test_compose_tracks_experiments_on_its_own_mlflow_server(compose: dict) -> N
     command = mlflow["command"][-1]
     assert "@postgres:5432/mlflow" in command and "s3://$${FRAUD_MODELS_BUCKET}/mlflow" in command
     assert "DAGSTER_PG_PASSWORD" in command and "--allowed-hosts" in command
+    # It is given the database password and nothing else the Dagster services hold.
+    assert mlflow["secrets"] == ["postgres_password"]
+    assert mlflow["environment"] == {"DAGSTER_PG_PASSWORD_FILE": "/run/secrets/postgres_password"}
     for name in ("code-server", "webserver", "daemon"):
         assert services[name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     init = REPO / "deployment" / "docker" / "postgres" / "initdb"

@@ -175,7 +175,8 @@ def paired_evidence(default_losses, trial_losses) -> dict:
     mean = float(gains.mean()) if len(gains) else 0.0
     spread = float(gains.std(ddof=1)) / math.sqrt(len(gains)) if len(gains) > 1 else 0.0
     z = mean / spread if spread > 0 else 0.0
-    return {"mean_gain": mean, "z": round(z, 3)}
+    # Four significant figures: the gain is a small difference of losses, read beside z.
+    return {"mean_gain": float(f"{mean:.4g}"), "z": round(z, 3)}
 
 
 def _trial_record(trial, extra: dict) -> dict:
