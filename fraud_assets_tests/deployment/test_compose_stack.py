@@ -336,9 +336,8 @@ def test_scoring_service_serves_the_promoted_model_and_counts_it(stack: ComposeS
     assert float(value) >= 1
 
 
-def test_training_is_tracked_on_the_stacks_mlflow_server(stack: ComposeStack, runs: Runs) -> None:
-    import boto3
-
+def finished_training_runs(stack: ComposeStack) -> list[dict]:
+    """The MLflow server's finished runs that logged a trained model's test metrics."""
     api = f"http://127.0.0.1:{stack.mlflow_port}/api/2.0/mlflow"
     _wait_healthy(stack, ("mlflow",), HEALTH_TIMEOUT_S)
     experiment = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": "card-fraud"},
@@ -349,8 +348,14 @@ def test_training_is_tracked_on_the_stacks_mlflow_server(stack: ComposeStack, ru
         "filter": "attributes.status = 'FINISHED'",
     })
     assert found.status_code == 200, found.text
-    tracked = [r for r in found.json().get("runs", []) if "test_auprc" in {m["key"] for m in r["data"].get("metrics", [])}]
-    assert tracked, found.json()
+    return [r for r in found.json().get("runs", []) if "test_auprc" in {m["key"] for m in r["data"].get("metrics", [])}]
+
+
+def test_training_is_tracked_on_the_stacks_mlflow_server(stack: ComposeStack, runs: Runs) -> None:
+    import boto3
+
+    api = f"http://127.0.0.1:{stack.mlflow_port}/api/2.0/mlflow"
+    assert finished_training_runs(stack)
     # The promoted model is MLflow's champion, and the run's artifacts went through the server
     # to the models bucket.
     champion = requests.get(f"{api}/registered-models/alias", params={"name": "card-fraud", "alias": "champion"},

@@ -133,6 +133,8 @@ def test_every_setting_handed_to_runs_is_set_in_the_launching_container(instance
     available |= {name.removesuffix("_FILE") for name in daemon["environment"] if name.endswith("_FILE")}
     assert set(env_vars) <= available, set(env_vars) - available
     assert "FRAUD_SLACK_WEBHOOK_URL" not in env_vars  # its secret file may be empty (alerts off)
+    # A run container is removed when it ends: its training must log to the stack's server.
+    assert "MLFLOW_TRACKING_URI" in env_vars
 
 
 def _env_references(node) -> set[str]:

@@ -34,6 +34,7 @@ from .test_compose_stack import (
     _stop_instigators,
     _wait_healthy,
     _write_project,
+    finished_training_runs,
 )
 from .test_production_stack import LAUNCH, LOCATION, REPOSITORY
 
@@ -129,7 +130,7 @@ def stack(tmp_path_factory) -> Iterator[LauncherStack]:
         (folder / "test-instance.yml").write_text(yaml.safe_dump(
             {"services": {name: mount for name in DAGSTER_SERVICES}}))
         stack.started = time.monotonic()
-        stack.compose("up", "-d", "--no-build", "postgres", *DAGSTER_SERVICES)
+        stack.compose("up", "-d", "--no-build", "postgres", "mlflow", *DAGSTER_SERVICES)
         yield stack
     finally:
         if os.environ.get("CARD_FRAUD_KEEP_STACK") != "1":
@@ -187,6 +188,8 @@ def test_a_run_starts_in_a_hardened_container_of_its_own_and_leaves_none(stack: 
     about_containers = [m for m in messages if "container" in m.lower()]
     assert any(container in m for m in about_containers), about_containers
     assert {"fraud_model"} <= {"/".join(m["assetKey"]["path"]) for m in run["assetMaterializations"]}
+    # The container is gone, its training is not: it was logged to the stack's MLflow server.
+    assert finished_training_runs(stack), stack.logs()
     # Removed when it exited: its record lives in the instance, not in a stopped container.
     deadline = time.monotonic() + 60
     while docker("inspect", container, check=False).returncode == 0 and time.monotonic() < deadline:
