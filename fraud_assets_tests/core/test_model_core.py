@@ -634,3 +634,16 @@ def test_copy_to_backs_up_restores_and_skips_existing(registry, tmp_path, time_s
     assert restored.production_version() == "xgb-20250102T000000Z-bbbb"
     with pytest.raises(UnknownModelVersion, match="known:"):
         backup.copy_to(restored, ["xgb-missing"])
+
+
+def test_a_used_model_still_travels_between_processes(trained_model, time_splits):
+    # A Dask worker that has scored with the model hands it to another worker by pickle; the
+    # loaded predictors hold native pointers and must stay behind, rebuilt where it lands.
+    import pickle
+
+    features = _raw(time_splits.test)[:500]
+    used = dataclasses.replace(trained_model)
+    expected = used.predict_proba(features)
+    travelled = pickle.loads(pickle.dumps(used))
+    assert "predictor" not in travelled.__dict__
+    np.testing.assert_array_equal(travelled.predict_proba(features), expected)

@@ -19,9 +19,10 @@ import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 from fsspec.implementations.local import LocalFileSystem
 
+import fraud_assets.core.model.file_outcomes as file_outcomes
 import fraud_assets.core.model.scoring as scoring_core
 import fraud_assets.defs.assets.outcomes as outcomes_asset
-import fraud_assets.defs.assets.scoring as scoring_asset
+import fraud_assets.defs.day_scoring as day_scoring
 from fraud_assets.core.storage.locations import is_temporary_name
 from fraud_assets.definitions import build_definitions
 from fraud_assets.defs.resources import DatasetSettings
@@ -69,7 +70,7 @@ def _calls(original, *, die_before: int | None = None, die_after: int | None = N
 
 def _arm(stage: str, batch_files: int) -> None:
     if stage == "while_scoring":
-        original_score = scoring_asset.score_file
+        original_score = file_outcomes.score_file
         files_seen = 0
 
         def score(*args, **kwargs):
@@ -80,7 +81,7 @@ def _arm(stage: str, batch_files: int) -> None:
                 scoring_core.predict_chunk = _calls(scoring_core.predict_chunk, die_after=2)
             return original_score(*args, **kwargs)
 
-        scoring_asset.score_file = score
+        file_outcomes.score_file = score
     elif stage == "before_output_rename":
         def is_prediction_output(self, path1, path2, *args, **kwargs):
             return is_temporary_name(posixpath.basename(str(path1))) and str(path2).endswith(".parquet") \
@@ -88,15 +89,15 @@ def _arm(stage: str, batch_files: int) -> None:
 
         LocalFileSystem.mv = _calls(LocalFileSystem.mv, die_before=VICTIM, counted=is_prediction_output)
     elif stage == "before_move_to_processed":
-        scoring_asset.move_to = _calls(scoring_asset.move_to, die_before=VICTIM)
+        day_scoring.move_to = _calls(day_scoring.move_to, die_before=VICTIM)
     elif stage == "after_move_to_processed":
-        scoring_asset.move_to = _calls(scoring_asset.move_to, die_after=VICTIM)
+        day_scoring.move_to = _calls(day_scoring.move_to, die_after=VICTIM)
     elif stage == "after_last_summary":
         def is_summary(fs, path, document):
             return str(path).endswith(".stats.json")
 
-        scoring_asset.write_json_atomic = _calls(
-            scoring_asset.write_json_atomic, die_after=batch_files, counted=is_summary
+        day_scoring.write_json_atomic = _calls(
+            day_scoring.write_json_atomic, die_after=batch_files, counted=is_summary
         )
     elif stage == "labels_before_move":
         outcomes_asset.move_to = _calls(outcomes_asset.move_to, die_before=1)

@@ -4,12 +4,16 @@ process writes, moved into place atomically (a retried file simply rewrites its 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
 import fsspec
-from distributed import Client
+from distributed import Client, as_completed
 
 from fraud_assets.core.data.inputs import TableSet
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.bundle import FraudModel
+from fraud_assets.core.model.file_outcomes import FileOutcome, score_or_reject
 from fraud_assets.core.model.scoring import ScoringStats, score_file
 
 # A file whose worker died is scored again elsewhere; a file that kills this many workers in
@@ -48,3 +52,50 @@ def _score_one(url: str, output: str, *, model: FraudModel, input_options: dict,
     output_fs, output_path = fsspec.core.url_to_fs(output, **output_options)
     return score_file(model, input_path, output_path, input_fs=input_fs, output_fs=output_fs,
                       chunk_rows=chunk_rows, source=url)
+
+
+@dataclass(frozen=True)
+class FileToScore:
+    """A batch file and where its predictions go, as URLs a worker opens with the options."""
+
+    input_url: str
+    output_url: str
+
+
+def outcomes_on_cluster(
+    client: Client,
+    model: FraudModel,
+    files: Sequence[FileToScore],
+    *,
+    input_options: dict,
+    output_options: dict,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[tuple[int, FileOutcome]]:
+    """``(index into files, outcome)`` as each file finishes, so the caller records every
+    finished file even when another fails. A file refused for its content is an outcome; a
+    storage failure, or a file that kept killing workers, is raised once the rest are done."""
+    if not files:
+        return
+    shared = client.scatter(portable_model(model), broadcast=True)
+    futures = client.map(
+        _outcome_of_one, [file.input_url for file in files], [file.output_url for file in files],
+        model=shared, input_options=input_options, output_options=output_options, chunk_rows=chunk_rows,
+        pure=False, retries=ALLOWED_RETRIES,
+    )
+    index = {future.key: number for number, future in enumerate(futures)}
+    first_error: BaseException | None = None
+    for future in as_completed(futures):
+        if future.status == "finished":
+            yield index[future.key], future.result()
+        elif first_error is None:
+            first_error = future.exception()
+    if first_error is not None:
+        raise first_error
+
+
+def _outcome_of_one(url: str, output: str, *, model: FraudModel, input_options: dict, output_options: dict,
+                    chunk_rows: int) -> FileOutcome:
+    input_fs, input_path = fsspec.core.url_to_fs(url, **input_options)
+    output_fs, output_path = fsspec.core.url_to_fs(output, **output_options)
+    return score_or_reject(model, input_path, output_path, input_fs=input_fs, output_fs=output_fs,
+                           chunk_rows=chunk_rows, source=url)

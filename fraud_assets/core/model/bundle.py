@@ -69,6 +69,13 @@ class FraudModel:
     calibration: Calibration = field(default_factory=Calibration)
     manifest: dict = field(default_factory=dict)
 
+    # Built on first use where the model is used, never carried: they hold native pointers,
+    # which a pickle (a Dask worker handing the model to another) cannot take.
+    _LOADED = ("predictor", "booster")
+
+    def __getstate__(self) -> dict:
+        return {name: value for name, value in self.__dict__.items() if name not in self._LOADED}
+
     @functools.cached_property
     def predictor(self) -> NativeBooster:
         return NativeBooster(self.booster_bytes)

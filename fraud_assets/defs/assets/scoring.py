@@ -4,31 +4,15 @@ import time
 
 import dagster as dg
 
-from fraud_assets.core.data.schema import DataValidationError
 from fraud_assets.core.model.registry import ModelRegistry
-from fraud_assets.core.model.scoring import score_file
-from fraud_assets.core.storage.failures import failure_kind, storage_operation
-from fraud_assets.core.storage.locations import (
-    Location,
-    read_json,
-    remove_stale_temporaries,
-    write_json_atomic,
-)
+from fraud_assets.core.storage.locations import Location, remove_stale_temporaries
 from fraud_assets.defs import catalog
-from fraud_assets.defs.batches import (
-    list_batch_files,
-    move_to,
-    name_clashes,
-    prediction_name,
-    processed_folder,
-    quarantine,
-    stats_name,
-)
+from fraud_assets.defs.day_scoring import DayReport, DayScoring, scorer_for
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.freshness import freshness_policy
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.presentation import score_histogram_chart
-from fraud_assets.defs.resources import DatasetSettings, FraudStorage, MetricsPusher
+from fraud_assets.defs.resources import DaskCluster, DatasetSettings, FraudStorage, MetricsPusher
 
 GROUP = "scoring"
 BATCH_CHECK = "batch_files_valid"
@@ -51,14 +35,6 @@ def load_production_model(registry: ModelRegistry):
     return model
 
 
-def _rejection_reason(error: Exception, source: str) -> str:
-    if isinstance(error, DataValidationError):
-        return str(error)
-    # Not a rule the reader knows by name, but still this file's content (storage failures
-    # never get here): say what it raised, so someone can look.
-    return f"{source}: unreadable: {type(error).__name__}: {error}"
-
-
 def _remove_orphans(context, stores: list[tuple[Location, str]], older_than: int) -> None:
     """Temporaries left by a killed run in the folders this asset writes to."""
     for location, folder in stores:
@@ -66,32 +42,12 @@ def _remove_orphans(context, stores: list[tuple[Location, str]], older_than: int
             context.log.warning("removed %s, left behind by a killed run", location.display(path))
 
 
-def _score_one(context, model, batch_path, data: Location, predictions: Location, day, dataset):
-    """Score one file; its predictions, then its summary, then the move to processed/."""
-    output = predictions.path(f"date={day}", prediction_name(batch_path))
-    stats = score_file(
-        model,
-        batch_path,
-        output,
-        input_fs=data.fs,
-        output_fs=predictions.fs,
-        chunk_rows=dataset.scoring_chunk_rows,
-        source=data.display(batch_path),
-    )
-    summary_path = predictions.path(f"date={day}", stats_name(batch_path))
-    # From here on only storage can fail: a failure is retried, never blamed on the file.
-    with storage_operation(f"recording {data.display(batch_path)} as scored"):
-        processed = move_to(data, batch_path, processed_folder(dataset.processed_prefix, day))
-        summary = {**stats.to_dict(), "input": data.display(processed),
-                   "output": predictions.display(output)}
-        write_json_atomic(predictions.fs, summary_path, summary)
-    context.log.info("scored %s", summary)
-    return summary
-
-
 @dg.asset(
     group_name=GROUP,
     partitions_def=daily_partitions,
+    # A backfill from the UI is one run over its whole range: with a Dask scheduler its
+    # files are spread over the workers at once, rather than a run (and a process) a day.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["production_model"],
     kinds={"xgboost", "parquet"},
     retry_policy=TRANSIENT_RETRY,
@@ -114,6 +70,7 @@ def daily_predictions(
     storage: FraudStorage,
     dataset: DatasetSettings,
     metrics: MetricsPusher,
+    dask: DaskCluster,
 ) -> dg.MaterializeResult:
     """Fraud scores for the day's batch files (`incoming/YYYY-MM-DD*.csv|parquet`), one output
     file per input file, one row per transaction in input order: `transaction_id`,
@@ -123,117 +80,86 @@ def daily_predictions(
     file moves to `processed/`; a file that fails validation moves to `quarantine/` with the
     reason beside it, and the day's other files are still scored. Files scored before (by
     the incoming-file sensor) are not scored again unless `rescore` is set.
-    """
-    day = context.partition_key
-    data, predictions = storage.data(), storage.predictions()
-    batch_files = list_batch_files(
-        data, day, (dataset.incoming_prefix, processed_folder(dataset.processed_prefix, day))
-    )
-    chosen = set(config.files) if config.files is not None else None
-    if chosen is not None:
-        missing = chosen - {path.rsplit("/", 1)[-1] for path in batch_files}
-        if missing:
-            raise permanent_failure(f"batch files not found for {day}: {sorted(missing)}")
-    if not batch_files:
-        raise permanent_failure(
-            f"no batch files for {day} under {data.url_of(dataset.incoming_prefix)}"
-        )
 
-    _remove_orphans(
-        context,
-        [(predictions, f"date={day}"), (data, dataset.quarantine_prefix)],
-        dataset.stale_temporary_seconds,
-    )
+    A backfill scores its whole range in one run; with a Dask scheduler
+    (`FRAUD_DASK_SCHEDULER`) the workers score the files side by side, each output the
+    same as one process writes.
+    """
+    days = context.partition_keys
+    data, predictions = storage.data(), storage.predictions()
+    for day in days:
+        _remove_orphans(context, [(predictions, f"date={day}"), (data, dataset.quarantine_prefix)],
+                        dataset.stale_temporary_seconds)
     started = time.perf_counter()
-    model = None
-    summaries, fresh, rejected = [], [], []
-    clashes = name_clashes(batch_files, data.path(processed_folder(dataset.processed_prefix, day)))
-    for batch_path in batch_files:
-        name = batch_path.rsplit("/", 1)[-1]
-        stats_path = predictions.path(f"date={day}", stats_name(batch_path))
-        # Refused only once the other file holds the name (scored): if it was quarantined,
-        # this one is scored in its place.
-        if batch_path in clashes and (chosen is None or name in chosen) and predictions.fs.exists(
-            stats_path
-        ):
-            keeper = clashes[batch_path].rsplit("/", 1)[-1]
-            reason = (f"{data.display(batch_path)}: {keeper} of the same day has the same name "
-                      "before its extension and their predictions would overwrite each other; "
-                      "rename this file")
-            moved = quarantine(data, batch_path, dataset.quarantine_prefix, reason)
-            rejected.append({"file": data.display(batch_path), "quarantined_to": data.display(moved),
-                             "reason": reason})
-            context.log.error("rejected %s: %s", batch_path, reason)
-            continue
-        already_scored = predictions.fs.exists(stats_path)
-        wanted = batch_path.rsplit("/", 1)[-1] in chosen if chosen is not None else (
-            config.rescore or not already_scored
-        )
-        if not wanted:
-            # Not scored this time, but still part of the day's totals.
-            if already_scored:
-                summaries.append(read_json(predictions.fs, stats_path))
-            continue
-        model = model or load_production_model(storage.registry())
-        try:
-            fresh.append(_score_one(context, model, batch_path, data, predictions, day, dataset))
-        except Exception as error:
-            if failure_kind(error) == "storage":
-                # The file may be fine: fail the step (the retry policy tries again) and
-                # leave the file where it is.
-                raise
-            # Anything else is this file's content, whatever raised it: quarantine it, never
-            # retry it, and let the day's other files be scored.
-            reason = _rejection_reason(error, data.display(batch_path))
-            moved = quarantine(data, batch_path, dataset.quarantine_prefix, reason)
-            rejected.append({"file": data.display(batch_path), "quarantined_to": data.display(moved),
-                             "reason": reason})
-            context.log.error("rejected %s: %s", batch_path, reason)
-    summaries += fresh
-    if not summaries:
+    scoring = DayScoring(context, data=data, predictions=predictions, dataset=dataset, files=config.files,
+                         rescore=config.rescore, load_model=lambda: load_production_model(storage.registry()))
+    with scorer_for(scoring, dask) as scorer:
+        reports = scoring.run(days, scorer)
+    seconds = time.perf_counter() - started
+
+    every_file_rejected = [day for day, report in reports.items() if not report.summaries]
+    rejected = [entry for report in reports.values() for entry in report.rejected]
+    if every_file_rejected:
         raise permanent_failure(
-            f"every batch file for {day} was rejected",
+            f"every batch file for {', '.join(every_file_rejected)} was rejected",
             rejected=dg.MetadataValue.json(rejected),
         )
-
-    rows = sum(s["rows"] for s in summaries)
-    flagged = sum(s["flagged"] for s in summaries)
-    seconds = time.perf_counter() - started
-    versions = sorted({s["model_version"] for s in summaries})
+    fresh = [summary for report in reports.values() for summary in report.fresh]
     if fresh:
         metrics.scoring(
             rows=sum(s["rows"] for s in fresh),
             flagged=sum(s["flagged"] for s in fresh),
             seconds=seconds,
-            model_version=model.version,
+            model_version=scoring.model.version,
         )
+    check = _batch_check(rejected, scored=sum(len(report.summaries) for report in reports.values()))
+    if len(days) == 1:
+        return dg.MaterializeResult(metadata=_day_metadata(predictions, reports[days[0]], seconds),
+                                    check_results=[check])
+    # One run for many days: each day's materialisation gets its own figures.
+    for day, report in reports.items():
+        context.add_asset_metadata(_day_metadata(predictions, report, seconds), partition_key=day)
+    summaries = [summary for report in reports.values() for summary in report.summaries.values()]
     return dg.MaterializeResult(
         metadata={
-            catalog.PARTITION_ROW_COUNT: rows,
-            catalog.URI: catalog.uri(predictions, f"date={day}"),
-            "rows": rows,
-            "flagged": flagged,
-            "flagged_rate": round(flagged / rows, 6) if rows else 0.0,
-            "seconds": round(seconds, 3),
-            "newly_scored_files": len(fresh),
-            "model_version": ", ".join(versions),
-            "files": dg.MetadataValue.json(summaries),
-            "score_histogram": score_histogram_chart(predictions, day, summaries[-1]["threshold"]),
+            "days": len(days),
+            "rows_in_range": sum(s["rows"] for s in summaries),
+            "newly_scored_files_in_range": len(fresh),
+            "run_seconds": round(seconds, 3),
+            "scored_on": "dask" if dask.configured else "this process",
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=BATCH_CHECK,
-                passed=not rejected,
-                severity=dg.AssetCheckSeverity.WARN,
-                # Counts as numbers, so the UI plots them per day.
-                metadata={
-                    "rejected": dg.MetadataValue.json(rejected),
-                    "rejected_files": dg.MetadataValue.int(len(rejected)),
-                    "scored": dg.MetadataValue.int(len(summaries)),
-                    "rejected_share": dg.MetadataValue.float(
-                        round(len(rejected) / (len(rejected) + len(summaries)), 4)
-                    ),
-                },
-            )
-        ],
+        check_results=[check],
+    )
+
+
+def _day_metadata(predictions: Location, report: DayReport, seconds: float) -> dict:
+    summaries = report.ordered_summaries()
+    rows = sum(s["rows"] for s in summaries)
+    flagged = sum(s["flagged"] for s in summaries)
+    return {
+        catalog.PARTITION_ROW_COUNT: rows,
+        catalog.URI: catalog.uri(predictions, f"date={report.day}"),
+        "rows": rows,
+        "flagged": flagged,
+        "flagged_rate": round(flagged / rows, 6) if rows else 0.0,
+        "seconds": round(seconds, 3),
+        "newly_scored_files": len(report.fresh),
+        "model_version": ", ".join(sorted({s["model_version"] for s in summaries})),
+        "files": dg.MetadataValue.json(summaries),
+        "score_histogram": score_histogram_chart(predictions, report.day, summaries[-1]["threshold"]),
+    }
+
+
+def _batch_check(rejected: list[dict], *, scored: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=BATCH_CHECK,
+        passed=not rejected,
+        severity=dg.AssetCheckSeverity.WARN,
+        # Counts as numbers, so the UI plots them per day.
+        metadata={
+            "rejected": dg.MetadataValue.json(rejected),
+            "rejected_files": dg.MetadataValue.int(len(rejected)),
+            "scored": dg.MetadataValue.int(scored),
+            "rejected_share": dg.MetadataValue.float(round(len(rejected) / (len(rejected) + scored), 4)),
+        },
     )
