@@ -95,3 +95,17 @@ def test_one_extreme_row_does_not_make_a_feature_drift(labelled_frame):
     # A real shift of many rows is still seen in full.
     current["Amount"] = current["Amount"] * 5 + 500
     assert drift.compare(reference, current)["features"]["Amount"]["drifted"]
+
+
+def test_a_bounded_line_read_stops_at_the_newline_or_the_bound(tmp_path):
+    from fraud_assets.core.storage.failures import open_guarded
+
+    path = tmp_path / "lines.csv"
+    path.write_bytes(b"a,b\n" + b"x" * 100_000 + b"\n1,2\nlast")
+    with open_guarded(LocalFileSystem(), str(path)) as handle:
+        assert handle.readline(10) == b"a,b\n"
+        assert handle.readline(70_000) == b"x" * 70_000  # cut at the bound, mid-row
+        assert handle.readline(100_000) == b"x" * 30_000 + b"\n"
+        assert handle.readline(100) == b"1,2\n"
+        assert handle.readline(100) == b"last"
+        assert handle.readline(100) == b""
