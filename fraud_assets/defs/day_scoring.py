@@ -74,14 +74,11 @@ class DayScoring:
         `a.parquet`) fall in successive waves, the one that keeps the name first, so each
         is decided knowing whether the one before it was scored; all others go in the first."""
         waves: list[list[BatchFile]] = []
-        missing_days = []
+        missing_days, found = [], set()
         for day in days:
             processed = processed_folder(self.dataset.processed_prefix, day)
             batch_files = list_batch_files(self.data, day, (self.dataset.incoming_prefix, processed))
-            if self.chosen is not None:
-                missing = self.chosen - {posixpath.basename(path) for path in batch_files}
-                if missing:
-                    raise permanent_failure(f"batch files not found for {day}: {sorted(missing)}")
+            found |= {posixpath.basename(path) for path in batch_files}
             if not batch_files:
                 missing_days.append(day)
                 continue
@@ -94,6 +91,9 @@ class DayScoring:
                     waves.append([])
                 keeper = posixpath.basename(clashes[path]) if path in clashes else None
                 waves[rank].append(BatchFile(day, order, path, keeper))
+        if self.chosen is not None and self.chosen - found:
+            span = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+            raise permanent_failure(f"batch files not found for {span}: {sorted(self.chosen - found)}")
         if missing_days:
             shown = ", ".join(missing_days[:10]) + (" ..." if len(missing_days) > 10 else "")
             # Checked before anything is scored: a backfill over days without data changes nothing.
