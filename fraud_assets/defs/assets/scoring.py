@@ -87,9 +87,11 @@ def daily_predictions(
     """
     days = context.partition_keys
     data, predictions = storage.data(), storage.predictions()
-    for day in days:
-        _remove_orphans(context, [(predictions, f"date={day}"), (data, dataset.quarantine_prefix)],
-                        dataset.stale_temporary_seconds)
+    _remove_orphans(
+        context,
+        [*((predictions, f"date={day}") for day in days), (data, dataset.quarantine_prefix)],
+        dataset.stale_temporary_seconds,
+    )
     started = time.perf_counter()
     scoring = DayScoring(context, data=data, predictions=predictions, dataset=dataset, files=config.files,
                          rescore=config.rescore, load_model=lambda: load_production_model(storage.registry()))
@@ -116,9 +118,11 @@ def daily_predictions(
     if len(days) == 1:
         return dg.MaterializeResult(metadata=_day_metadata(predictions, reports[days[0]], seconds),
                                     check_results=[check])
-    # One run for many days: each day's materialisation gets its own figures.
+    # One run for many days: each day's materialisation gets its own figures, its time being
+    # the time its files took to score (side by side on a cluster).
     for day, report in reports.items():
-        context.add_asset_metadata(_day_metadata(predictions, report, seconds), partition_key=day)
+        day_seconds = sum(summary["seconds"] for summary in report.fresh)
+        context.add_asset_metadata(_day_metadata(predictions, report, day_seconds), partition_key=day)
     summaries = [summary for report in reports.values() for summary in report.summaries.values()]
     return dg.MaterializeResult(
         metadata={
