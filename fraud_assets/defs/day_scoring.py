@@ -140,7 +140,15 @@ class DayScoring:
         if outcome.rejection is not None:
             self._reject(file, outcome.rejection, report)
             return
-        output = self.predictions.path(f"date={file.day}", prediction_name(file.path))
+        output = self.output_of(file)
+        if not self.predictions.fs.exists(output):
+            # A worker wrote it where this process cannot see it (a local folder the workers
+            # do not share): recording the file as scored would lose its predictions.
+            raise permanent_failure(
+                f"{self.data.display(file.path)} was scored but {self.predictions.display(output)} "
+                "is not there: the Dask workers and this run must share the predictions storage "
+                "(S3, or a folder every worker sees)"
+            )
         # From here on only storage can fail: a failure is retried, never blamed on the file.
         with storage_operation(f"recording {self.data.display(file.path)} as scored"):
             processed = move_to(self.data, file.path, processed_folder(self.dataset.processed_prefix, file.day))
