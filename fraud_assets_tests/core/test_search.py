@@ -4,6 +4,7 @@ validation than the defaults it starts from, and recorded in the manifest."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -79,6 +80,21 @@ def test_the_budget_ends_the_search(time_splits, preprocessor, fast_config):
     assert model.manifest["search"]["chosen_trial"] == 0
     # Past the budget, the search only finishes the round it is in (generous slack for CI).
     assert model.manifest["search"]["seconds"] < trials[0]["seconds"] + 10
+
+
+def test_a_trial_whose_first_round_meets_the_deadline_is_pruned_not_fatal(
+        time_splits, preprocessor, fast_config, monkeypatch):
+    # On a loaded machine the budget can run out inside a trial's first round. Every trial
+    # after the defaults is given a deadline already past, so each is cut at round one.
+    from fraud_assets.core.model import search
+
+    deadline = search._Deadline
+    monkeypatch.setattr(search, "_Deadline", lambda at: deadline(at if at == math.inf else -math.inf))
+    config = dataclasses.replace(fast_config, search_budget_seconds=600.0, search_trials=3)
+    model = train_fraud_model(time_splits, preprocessor, config)
+    trials = model.manifest["search"]["trials"]
+    assert [trial["state"] for trial in trials] == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert model.manifest["search"]["chosen_trial"] == 0
 
 
 def test_a_weight_the_user_sets_is_not_searched(time_splits, preprocessor, search_config):

@@ -333,9 +333,13 @@ def train_fraud_model(
             train_matrix,
             num_boost_round=trial_config.n_estimators,
             evals=[(valid_matrix, "validation")],
-            early_stopping_rounds=trial_config.early_stopping_rounds,
             verbose_eval=False,
-            callbacks=[_RoundReporter(trial_config.n_estimators, on_round), *callbacks],
+            # Early stopping goes before the caller's callbacks: XGBoost stops asking callbacks
+            # once one says stop, and a search deadline met in the first round would otherwise
+            # leave the booster without the best round that early stopping records.
+            callbacks=[_RoundReporter(trial_config.n_estimators, on_round),
+                       xgb.callback.EarlyStopping(rounds=trial_config.early_stopping_rounds),
+                       *callbacks],
         )
         return stopped_at_best(booster, weight, fitted_from)
 
