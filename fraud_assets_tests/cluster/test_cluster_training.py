@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from fraud_assets.cli.main import main
+from fraud_assets.core.cluster.training import ENGINE
 from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.synthetic.generate import generate_transactions
@@ -59,7 +60,7 @@ def test_cluster_training_matches_one_process_in_quality(dask_cluster, s3_data, 
     _run("train", "--data", data, "--output-dir", tmp_path / "cluster")
 
     manifest = json.loads((tmp_path / "cluster" / "manifest.json").read_text())
-    assert manifest["training"]["engine"] == "xgboost.dask" and manifest["training"]["workers"] == 2
+    assert manifest["training"]["engine"] == ENGINE and manifest["training"]["workers"] == 2
     single = json.loads((tmp_path / "one-process" / "manifest.json").read_text())
     # The same policy: the weight from the training split, early stopping, the bundle's files.
     assert manifest["data"]["train"]["rows"] == pytest.approx(single["data"]["train"]["rows"], rel=0.01)

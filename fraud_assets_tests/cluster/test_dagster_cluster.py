@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from fraud_assets.core.cluster.training import ENGINE
 from fraud_assets.core.data.tables import write_table
 from fraud_assets.definitions import build_definitions, build_resources
 from fraud_assets.defs.io_managers import StoredTable
@@ -58,7 +59,7 @@ def test_fraud_model_trains_on_the_cluster_from_the_stored_splits(project, insta
     assert result.success
     model = resources["storage"].registry().load_latest()
     assert model.version != one_process_model.version
-    assert model.manifest["training"]["engine"] == "xgboost.dask"
+    assert model.manifest["training"]["engine"] == ENGINE
     assert model.manifest["training"]["split_strategy"] == "stored"
     # The same splits and preprocessing as the one-process model: same rows per part.
     assert model.manifest["data"] == one_process_model.manifest["data"]

@@ -389,7 +389,7 @@ def test_the_dask_profile_trains_on_its_workers(stack: ComposeStack, runs: Runs)
     assert trained.returncode == 0, trained.stdout + trained.stderr + stack.logs()
     stack.mark("trained on the dask workers")
     training = json.loads(trained.stdout.strip().splitlines()[-1])
-    assert training["engine"] == "xgboost.dask" and training["workers"] == 2, training
+    assert training["engine"] == "xgboost-external-memory-on-dask" and training["workers"] == 2, training
 
 
 def test_only_the_declared_ports_listen_and_only_on_loopback(stack: ComposeStack) -> None:

@@ -1,5 +1,6 @@
-"""``xgboost.dask`` training with the single-process policy: same parameters, weighting,
-early stopping on validation, threshold and bundle (:mod:`fraud_assets.core.model.training`).
+"""Training on a Dask cluster with the single-process policy: same parameters, weighting,
+early stopping on validation, threshold and bundle (:mod:`fraud_assets.core.model.training`);
+the workers stream their rows through XGBoost's external memory (:mod:`.external_memory`).
 
 What reaches this process: per-partition sums (preprocessing, counts, fingerprints), the
 booster, the labels and scores of the validation and test rows (two numbers a row, for the
@@ -16,11 +17,9 @@ from datetime import UTC, datetime
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from distributed import Client
-from xgboost import dask as xgb_dask
 
-from fraud_assets.core.cluster.client import worker_count
+from fraud_assets.core.cluster.external_memory import Boosting, train_streaming
 from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, with_splits
 from fraud_assets.core.cluster.tables import check_tables_on_workers, labelled_frame
@@ -55,6 +54,8 @@ log = logging.getLogger(__name__)
 DRIFT_SAMPLE_ROWS = 200_000
 _PARTS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 _N = len(MODEL_FEATURES)
+# XGBoost's own distributed engine (its collective, as xgboost.dask uses) on external memory.
+ENGINE = "xgboost-external-memory-on-dask"
 
 
 def train_on_cluster(
@@ -121,23 +122,14 @@ def _train_split_frame(
     weight = positive_weight(config, train_rows - train_frauds, train_frauds)
     if preprocessor is None:
         preprocessor = preprocessor_from_moments(train_rows, summary["sums"], summary["squares"])
-    log.info("training on %d workers: %d rows (%d frauds), stopping on %d validation rows; "
-             "positive weight %.1f", worker_count(client), train_rows, train_frauds,
+    log.info("training on the cluster: %d rows (%d frauds), stopping on %d validation rows; "
+             "positive weight %.1f", train_rows, train_frauds,
              counts["validation"]["rows"], weight)
 
-    names = list(preprocessor.feature_names)
-    train_matrix = _matrix(client, frame, TRAIN, preprocessor, max_bin=config.max_bin)
-    valid_matrix = _matrix(client, frame, VALIDATION, preprocessor, ref=train_matrix)
-    params = booster_params(config, weight)
-    if not params["nthread"]:
-        del params["nthread"]  # each worker then uses its own thread count, not every core
-    output = xgb_dask.train(
-        client, params, train_matrix, num_boost_round=config.n_estimators,
-        evals=[(valid_matrix, "validation")], early_stopping_rounds=config.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    booster: xgb.Booster = output["booster"]
-    booster.feature_names = names
+    booster, workers = train_streaming(client, frame, preprocessor, Boosting(
+        params=booster_params(config, weight), rounds=config.n_estimators, early_stopping_rounds=config.early_stopping_rounds,
+        max_bin=config.max_bin))
+    booster.feature_names = list(preprocessor.feature_names)
     stopped = stopped_at_best(booster, weight, started)
     created = datetime.now(UTC)
     model = untuned_model(stopped, preprocessor, created)
@@ -152,7 +144,7 @@ def _train_split_frame(
         model, stopped, config, evidence,
         provenance_document=partitioned_provenance(summary["fingerprints"], summary["rows"], run_id=run_id),
         created=created,
-        extra_training={"engine": "xgboost.dask", "workers": worker_count(client),
+        extra_training={"engine": ENGINE, "workers": workers,
                         "split_strategy": split_strategy},
     )
 
@@ -203,19 +195,6 @@ def _require_both_classes(summary: dict, source: str) -> None:
             f"too few frauds (or genuine rows) to train: each of train, validation and test needs "
             f"at least {MIN_ROWS_PER_CLASS} fraud and {MIN_ROWS_PER_CLASS} genuine row; frauds per split: {has}"
         ])
-
-
-def _features(part: pd.DataFrame, preprocessor) -> pd.DataFrame:
-    return pd.DataFrame(preprocessor.transform_frame(part), columns=list(preprocessor.feature_names),
-                        index=part.index)
-
-
-def _matrix(client: Client, frame: dd.DataFrame, code: int, preprocessor, **options):
-    rows = frame[frame[SPLIT] == code]
-    meta = pd.DataFrame({name: pd.Series(dtype="float32") for name in preprocessor.feature_names})
-    features = rows.map_partitions(_features, preprocessor, meta=meta)
-    return xgb_dask.DaskQuantileDMatrix(client, features, rows[LABEL],
-                                        feature_names=list(preprocessor.feature_names), **options)
 
 
 def _scores(part: pd.DataFrame, model: FraudModel) -> pd.DataFrame:

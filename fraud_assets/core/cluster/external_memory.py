@@ -1,0 +1,149 @@
+"""Distributed training whose memory on each worker does not grow with the data.
+
+``xgboost.dask``'s matrices gather a worker's whole share of the rows in its memory before
+the quantile sketch, so a cluster trains only what its memory holds. Here each worker streams
+its partitions once to its local disk as preprocessed batches, builds XGBoost's external-memory
+quantile matrices from them (pages cached on the same disk) and joins the others in XGBoost's
+own collective (the Rabit tracker ``xgboost.dask`` uses too) for the sketch and every boosting
+round. A worker holds one partition and the current page at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import xgboost as xgb
+from distributed import Client, get_worker
+from distributed.comm import get_address_host
+from distributed.utils import get_ip
+from xgboost import collective
+from xgboost.tracker import RabitTracker
+
+from fraud_assets.core.cluster.splits import SPLIT, TRAIN, VALIDATION
+from fraud_assets.core.data.features import Preprocessor
+from fraud_assets.core.data.schema import LABEL
+
+log = logging.getLogger(__name__)
+
+# Waiting for every worker to join the tracker, and for a peer inside a round: a lost worker
+# fails the training after this long instead of leaving the others blocked for ever.
+COLLECTIVE_TIMEOUT_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class Boosting:
+    """What each worker needs to train its part: the booster parameters and the rounds."""
+
+    params: dict
+    rounds: int
+    early_stopping_rounds: int
+    max_bin: int
+
+
+def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preprocessor,
+                    boosting: Boosting) -> tuple[xgb.Booster, int]:
+    """Train on the ``TRAIN`` rows of ``frame``, stopping early on its ``VALIDATION`` rows,
+    with each worker streaming its share of the partitions through external memory; return
+    the booster and how many workers trained it (no more than there are partitions)."""
+    parts = frame.to_delayed()
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[: len(parts)]
+    shares = [parts[rank :: len(workers)] for rank in range(len(workers))]
+    log.info("streaming %d partitions to %d workers for external-memory training", len(parts), len(workers))
+    tracker = RabitTracker(n_workers=len(workers), host_ip=_tracker_host(client), sortby="task",
+                           timeout=COLLECTIVE_TIMEOUT_SECONDS)
+    tracker.start()
+    token = uuid.uuid4().hex[:8]
+    try:
+        futures = [
+            client.submit(_train_share, tracker.worker_args(), rank, share, preprocessor, boosting,
+                          workers=[address], allow_other_workers=False, pure=False, retries=0,
+                          key=f"fraud-train-share-{rank}-{token}")
+            for rank, (address, share) in enumerate(zip(workers, shares, strict=True))
+        ]
+        results = client.gather(futures)
+        tracker.wait_for(COLLECTIVE_TIMEOUT_SECONDS)
+    finally:
+        tracker.free()
+    booster = xgb.Booster(model_file=bytearray(next(raw for raw in results if raw is not None)))
+    return booster, len(workers)
+
+
+def _tracker_host(client: Client) -> str:
+    # The address of this host on the route to the scheduler: the workers reach it there.
+    return get_ip(get_address_host(client.scheduler.address))
+
+
+def _train_share(tracker_args: dict, rank: int, share: list, preprocessor: Preprocessor,
+                 boosting: Boosting) -> bytes | None:
+    worker = get_worker()
+    threads = worker.state.nthreads
+    with tempfile.TemporaryDirectory(prefix="fraud-train-", dir=worker.local_directory) as folder:
+        batches = _spill(share, preprocessor, folder)
+        with collective.CommunicatorContext(dmlc_communicator="rabit", dmlc_task_id=str(rank),
+                                            dmlc_timeout=COLLECTIVE_TIMEOUT_SECONDS, **tracker_args):
+            names = list(preprocessor.feature_names)
+            train = xgb.ExtMemQuantileDMatrix(
+                _Batches(batches[TRAIN], names, os.path.join(folder, "train-cache")),
+                max_bin=boosting.max_bin, nthread=threads)
+            validation = xgb.ExtMemQuantileDMatrix(
+                _Batches(batches[VALIDATION], names, os.path.join(folder, "validation-cache")),
+                ref=train, max_bin=boosting.max_bin, nthread=threads)
+            booster = xgb.train({**boosting.params, "nthread": threads}, train,
+                                num_boost_round=boosting.rounds, evals=[(validation, "validation")],
+                                early_stopping_rounds=boosting.early_stopping_rounds, verbose_eval=False)
+            # Every worker ends with the same model; one sends it back.
+            return bytes(booster.save_raw("ubj")) if collective.get_rank() == 0 else None
+
+
+def _spill(share: list, preprocessor: Preprocessor, folder: str) -> dict[int, list[str]]:
+    """Read each partition once, here, and keep its training and validation rows as
+    preprocessed arrays on local disk: the matrices below read them more than once."""
+    batches: dict[int, list[str]] = {TRAIN: [], VALIDATION: []}
+    for number, delayed_part in enumerate(share):
+        (part,) = dask.compute(delayed_part, scheduler="sync")
+        splits = part[SPLIT].to_numpy()
+        for code, paths in batches.items():
+            rows = part[splits == code]
+            if len(rows):
+                path = os.path.join(folder, f"{code}-{number}.npz")
+                np.savez(path, features=preprocessor.transform_frame(rows).astype(np.float32),
+                         labels=rows[LABEL].to_numpy(dtype=np.float32))
+                paths.append(path)
+        del part
+    return batches
+
+
+class _Batches(xgb.DataIter):
+    """The spilled arrays one at a time. A worker whose share has no rows of a split (a time
+    split puts late partitions wholly in validation) gives one weightless row of missing
+    values: XGBoost needs a batch on every worker, and this one changes neither the sketch,
+    the gradients nor the validation metric."""
+
+    def __init__(self, paths: list[str], names: list[str], cache_prefix: str):
+        super().__init__(cache_prefix=cache_prefix, release_data=True)
+        self._paths, self._names, self._next = paths, names, 0
+
+    def next(self, input_data) -> bool:
+        if self._next >= max(len(self._paths), 1):
+            return False
+        self._next += 1
+        if not self._paths:
+            input_data(data=np.full((1, len(self._names)), np.nan, np.float32), label=np.zeros(1, np.float32),
+                       weight=np.zeros(1, np.float32), feature_names=self._names)
+            return True
+        with contextlib.closing(np.load(self._paths[self._next - 1])) as arrays:
+            labels = arrays["labels"]
+            input_data(data=arrays["features"], label=labels, weight=np.ones(len(labels), np.float32),
+                       feature_names=self._names)
+        return True
+
+    def reset(self) -> None:
+        self._next = 0
