@@ -56,7 +56,7 @@ RUN if python3 -m pip --version >/dev/null 2>&1; then \
     && useradd --system --no-log-init --uid 10001 --gid 10001 \
         --home-dir /var/lib/card-fraud --shell /usr/sbin/nologin cardfraud \
     && install -d -o 10001 -g 10001 -m 0750 /var/lib/card-fraud /var/lib/card-fraud/dagster_home \
-        /var/lib/card-fraud/ecs /var/lib/card-fraud/docker
+        /var/lib/card-fraud/ecs /var/lib/card-fraud/docker /var/lib/card-fraud/dask-worker
 
 COPY --from=builder /opt/card-fraud/.venv /opt/card-fraud/.venv
 COPY deployment/dagster.yaml /var/lib/card-fraud/dagster_home/dagster.yaml

@@ -373,7 +373,11 @@ def test_the_dask_profile_trains_on_its_workers(stack: ComposeStack, runs: Runs)
                   "dask-scheduler", "dask-worker", timeout=300)
     _wait_healthy(stack, ("dask-scheduler",), HEALTH_TIMEOUT_S)
     for worker in stack.compose("ps", "-q", "dask-worker").stdout.split():
-        assert json.loads(docker("inspect", worker).stdout)[0]["HostConfig"]["ReadonlyRootfs"] is True
+        info = json.loads(docker("inspect", worker).stdout)[0]
+        assert info["HostConfig"]["ReadonlyRootfs"] is True
+        # Training spills to a volume on disk, not to the tmpfs, whose pages are memory.
+        writable = [m["Destination"] for m in info["Mounts"] if m.get("RW")]
+        assert writable == ["/var/lib/card-fraud/dask-worker"], writable
     dashboard = int(stack.env["CARD_FRAUD_DASK_DASHBOARD_PORT"])
     assert requests.get(f"http://127.0.0.1:{dashboard}/health", timeout=10).text == "ok"
     stack.mark("dask cluster up")

@@ -11,6 +11,7 @@ round. A worker holds one partition and the current page at a time.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import tempfile
@@ -85,7 +86,7 @@ def _train_share(tracker_args: dict, rank: int, share: list, preprocessor: Prepr
                  boosting: Boosting) -> bytes | None:
     worker = get_worker()
     threads = worker.state.nthreads
-    with tempfile.TemporaryDirectory(prefix="fraud-train-", dir=worker.local_directory) as folder:
+    with _memory_given_back(), tempfile.TemporaryDirectory(prefix="fraud-train-", dir=worker.local_directory) as folder:
         batches = _spill(share, preprocessor, folder)
         with collective.CommunicatorContext(dmlc_communicator="rabit", dmlc_task_id=str(rank),
                                             dmlc_timeout=COLLECTIVE_TIMEOUT_SECONDS, **tracker_args):
@@ -100,7 +101,22 @@ def _train_share(tracker_args: dict, rank: int, share: list, preprocessor: Prepr
                                 num_boost_round=boosting.rounds, evals=[(validation, "validation")],
                                 early_stopping_rounds=boosting.early_stopping_rounds, verbose_eval=False)
             # Every worker ends with the same model; one sends it back.
-            return bytes(booster.save_raw("ubj")) if collective.get_rank() == 0 else None
+            raw = bytes(booster.save_raw("ubj")) if collective.get_rank() == 0 else None
+            # XGBoost removes its page files when the matrices go, which must be before
+            # their folder does.
+            del train, validation, booster
+            return raw
+
+
+@contextlib.contextmanager
+def _memory_given_back():
+    # glibc keeps the training's freed memory in the process, where Dask counts it against the
+    # worker's limit and pauses the worker for the tasks that follow (held-out scores).
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _spill(share: list, preprocessor: Preprocessor, folder: str) -> dict[int, list[str]]:
