@@ -137,8 +137,8 @@ class DaskCluster(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def client(self):
-        """A client of the scheduler, the default one while it is open (``xgboost.dask`` and
-        ``.compute()`` look for it); :class:`ClusterUnavailable` when none answers."""
+        """A client of the scheduler, the default one while it is open (``.compute()`` looks
+        for it); :class:`ClusterUnavailable` when none answers."""
         if not self.scheduler:
             raise ValueError("no Dask scheduler configured (FRAUD_DASK_SCHEDULER)")
         from fraud_assets.core.cluster.client import cluster_client

@@ -4,6 +4,10 @@ reading its data from the local S3 server."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 
 import boto3
 import numpy as np
@@ -87,3 +91,41 @@ def test_a_bad_file_on_the_cluster_is_refused_as_in_one_process(dask_cluster, s3
     assert done.value.code == 2
     assert "s3://cluster-bad/train/bad.csv" in err and "'V7'" in err and "data row 1235" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_a_worker_killed_during_training_is_survived(dask_cluster, s3_data, s3_endpoint, tmp_path, monkeypatch):
+    data, held_out = s3_data
+    monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("FRAUD_DASK_SCHEDULER", dask_cluster.address)
+    victim_log = dask_cluster.folder / "worker-0.log"
+    joined_before = victim_log.read_text(errors="replace").count("got rank")
+    outcome: list = []
+    run = threading.Thread(target=lambda: outcome.append(
+        _exit_code("train", "--data", data, "--output-dir", tmp_path / "model")))
+    run.start()
+    try:
+        deadline = time.monotonic() + 300
+        # XGBoost's collective logs each worker joining it: kill one inside the training.
+        while victim_log.read_text(errors="replace").count("got rank") == joined_before:
+            assert time.monotonic() < deadline and run.is_alive(), "training never reached the workers"
+            time.sleep(0.05)
+        os.killpg(dask_cluster.workers[0].pid, signal.SIGKILL)
+        killed_while_running = run.is_alive()
+        run.join(timeout=400)
+    finally:
+        dask_cluster.workers[0] = dask_cluster.add_worker(0)
+        dask_cluster.wait_for_workers(2)
+    assert killed_while_running
+    assert outcome == [0]
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    # Trained again, whole, on the worker that was left.
+    assert manifest["training"]["workers"] == 1
+    assert _held_out_ap(tmp_path / "model", held_out) > 0.8
+
+
+def _exit_code(*argv) -> int:
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as done:
+        return done.code or 0
+    return 0

@@ -17,7 +17,7 @@ CONNECT_TIMEOUT_SECONDS = 30
 def cluster_client(address: str) -> Iterator[Client]:
     try:
         # The default client: every .compute() then runs on the workers (without it Dask
-        # would quietly compute here), and xgboost.dask looks for it.
+        # would quietly compute here).
         client = Client(address, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=True)
     except (OSError, TimeoutError) as error:
         raise ClusterUnavailable(f"no Dask scheduler answers at {address}: {error}") from error

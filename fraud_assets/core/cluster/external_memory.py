@@ -22,12 +22,13 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import xgboost as xgb
-from distributed import Client, get_worker
+from distributed import Client, get_worker, wait
 from distributed.comm import get_address_host
 from distributed.utils import get_ip
 from xgboost import collective
 from xgboost.tracker import RabitTracker
 
+from fraud_assets.core.cluster.errors import ClusterUnavailable
 from fraud_assets.core.cluster.splits import SPLIT, TRAIN, VALIDATION
 from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.schema import LABEL
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 # Waiting for every worker to join the tracker, and for a peer inside a round: a lost worker
 # fails the training after this long instead of leaving the others blocked for ever.
 COLLECTIVE_TIMEOUT_SECONDS = 1800
+TRAINING_ATTEMPTS = 3
+WORKER_CHECK_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -53,28 +56,66 @@ def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preproces
                     boosting: Boosting) -> tuple[xgb.Booster, int]:
     """Train on the ``TRAIN`` rows of ``frame``, stopping early on its ``VALIDATION`` rows,
     with each worker streaming its share of the partitions through external memory; return
-    the booster and how many workers trained it (no more than there are partitions)."""
+    the booster and how many workers trained it (no more than there are partitions).
+
+    XGBoost's collective cannot go on without a worker it started with: when one leaves, the
+    training starts again on the workers that remain, up to ``TRAINING_ATTEMPTS`` times."""
     parts = frame.to_delayed()
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[: len(parts)]
+    for attempt in range(1, TRAINING_ATTEMPTS + 1):
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[: len(parts)]
+        if not workers:
+            raise ClusterUnavailable("no Dask worker is left to train on")
+        try:
+            return _train_once(client, parts, workers, preprocessor, boosting), len(workers)
+        except _WorkerLeft as left:
+            if attempt == TRAINING_ATTEMPTS:
+                raise ClusterUnavailable(f"{left}; training gave up after {attempt} attempts") from left
+            log.warning("%s: training again on the workers that remain", left)
+    raise AssertionError("unreachable")
+
+
+class _WorkerLeft(RuntimeError):
+    pass
+
+
+def _train_once(client: Client, parts: list, workers: list[str], preprocessor: Preprocessor,
+                boosting: Boosting) -> xgb.Booster:
     shares = [parts[rank :: len(workers)] for rank in range(len(workers))]
     log.info("streaming %d partitions to %d workers for external-memory training", len(parts), len(workers))
     tracker = RabitTracker(n_workers=len(workers), host_ip=_tracker_host(client), sortby="task",
                            timeout=COLLECTIVE_TIMEOUT_SECONDS)
     tracker.start()
     token = uuid.uuid4().hex[:8]
+    futures = [
+        client.submit(_train_share, tracker.worker_args(), rank, share, preprocessor, boosting,
+                      workers=[address], allow_other_workers=False, pure=False, retries=0,
+                      key=f"fraud-train-share-{rank}-{token}")
+        for rank, (address, share) in enumerate(zip(workers, shares, strict=True))
+    ]
     try:
-        futures = [
-            client.submit(_train_share, tracker.worker_args(), rank, share, preprocessor, boosting,
-                          workers=[address], allow_other_workers=False, pure=False, retries=0,
-                          key=f"fraud-train-share-{rank}-{token}")
-            for rank, (address, share) in enumerate(zip(workers, shares, strict=True))
-        ]
+        _wait_while_all_stay(client, futures, workers)
         results = client.gather(futures)
         tracker.wait_for(COLLECTIVE_TIMEOUT_SECONDS)
     finally:
-        tracker.free()
-    booster = xgb.Booster(model_file=bytearray(next(raw for raw in results if raw is not None)))
-    return booster, len(workers)
+        client.cancel(futures)
+        # A tracker whose group broke up reports it again here: the error that matters is
+        # the one already on its way.
+        with contextlib.suppress(xgb.core.XGBoostError):
+            tracker.free()
+    return xgb.Booster(model_file=bytearray(next(raw for raw in results if raw is not None)))
+
+
+def _wait_while_all_stay(client: Client, futures: list, workers: list[str]) -> None:
+    # A task pinned to a worker that died waits for that worker for ever, and its peers
+    # fail or wait in the collective: watch the workers instead of waiting on the tasks alone.
+    while True:
+        with contextlib.suppress(TimeoutError):
+            wait(futures, timeout=WORKER_CHECK_SECONDS)
+        gone = set(workers) - set(client.scheduler_info(n_workers=-1)["workers"])
+        if gone:
+            raise _WorkerLeft(f"worker {', '.join(sorted(gone))} left the cluster during training")
+        if all(future.done() for future in futures) or any(future.status == "error" for future in futures):
+            return
 
 
 def _tracker_host(client: Client) -> str:

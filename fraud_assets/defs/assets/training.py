@@ -117,8 +117,9 @@ def fraud_model(
 
     Saved in XGBoost's native format as a new registry version; it serves only after
     the quality gate passes and `production_model` promotes it. With a Dask scheduler
-    configured (`FRAUD_DASK_SCHEDULER`) the workers read the stored splits and train with
-    `xgboost.dask`; this process never holds their rows.
+    configured (`FRAUD_DASK_SCHEDULER`) the workers read the stored splits and train in
+    XGBoost's distributed engine, each streaming its share through external memory; this
+    process never holds their rows.
     """
     stored = {"train": train_split, "validation": validation_split, "test": test_split}
     if dask.configured:
