@@ -20,6 +20,7 @@ from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.synthetic.generate import generate_transactions
 from fraud_assets_tests.cli.test_cli import LOCAL
+from fraud_assets_tests.cluster.test_cluster_scoring import _run as _exit_code
 
 pytestmark = [pytest.mark.dask, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -121,11 +122,3 @@ def test_a_worker_killed_during_training_is_survived(dask_cluster, s3_data, s3_e
     # Trained again, whole, on the worker that was left.
     assert manifest["training"]["workers"] == 1
     assert _held_out_ap(tmp_path / "model", held_out) > 0.8
-
-
-def _exit_code(*argv) -> int:
-    try:
-        main([str(a) for a in argv])
-    except SystemExit as done:
-        return done.code or 0
-    return 0
