@@ -381,12 +381,24 @@ def test_the_dask_profile_trains_on_its_workers(stack: ComposeStack, runs: Runs)
     dashboard = int(stack.env["CARD_FRAUD_DASK_DASHBOARD_PORT"])
     assert requests.get(f"http://127.0.0.1:{dashboard}/health", timeout=10).text == "ok"
     stack.mark("dask cluster up")
+    import boto3
+
+    from fraud_assets.synthetic.generate import generate_transactions
+
+    # Two files, so both workers get a partition to train on (one small file is one
+    # partition, which one worker trains).
+    s3 = boto3.client("s3", endpoint_url=stack.s3_endpoint_host, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    for day in (0, 1):
+        _upload(s3, stack.buckets["data"], f"cluster-training/day-{day}.csv",
+                generate_transactions(20_000, seed=40 + day, start_day=day, n_days=1, fraud_rate=0.02),
+                stack.folder)
     show_training = "import json; print(json.dumps(json.load(open('/tmp/model/manifest.json'))['training']))"
     trained = stack.compose(
         "--profile", "dask", "run", "--rm", "--no-deps",
         "-e", "FRAUD_DASK_SCHEDULER=tcp://dask-scheduler:8786", "-e", "FRAUD_TRACKING=off",
         "code-server", "sh", "-c",
-        f"fraud train --data s3://{stack.buckets['data']}/raw/creditcard.csv --output-dir /tmp/model "
+        f"fraud train --data s3://{stack.buckets['data']}/cluster-training/ --output-dir /tmp/model "
         f"--search-budget 0 && python -c \"{show_training}\"",
         timeout=600, check=False,
     )

@@ -15,6 +15,7 @@ import ctypes
 import logging
 import os
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -111,10 +112,15 @@ def _wait_while_all_stay(client: Client, futures: list, workers: list[str]) -> N
     while True:
         with contextlib.suppress(TimeoutError):
             wait(futures, timeout=WORKER_CHECK_SECONDS)
+        failed = any(future.status == "error" for future in futures)
+        if failed:
+            # A peer's broken connection can fail its task before the scheduler hears that
+            # the worker at the other end died: give it the time to.
+            time.sleep(WORKER_CHECK_SECONDS)
         gone = set(workers) - set(client.scheduler_info(n_workers=-1)["workers"])
         if gone:
             raise _WorkerLeft(f"worker {', '.join(sorted(gone))} left the cluster during training")
-        if all(future.done() for future in futures) or any(future.status == "error" for future in futures):
+        if failed or all(future.done() for future in futures):
             return
 
 
