@@ -25,7 +25,3 @@ def cluster_client(address: str) -> Iterator[Client]:
         yield client
     finally:
         client.close()
-
-
-def worker_count(client: Client) -> int:
-    return len(client.scheduler_info(n_workers=-1)["workers"])
