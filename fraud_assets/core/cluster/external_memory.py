@@ -45,12 +45,12 @@ WORKER_CHECK_SECONDS = 2
 
 @dataclass(frozen=True)
 class Boosting:
-    """What each worker needs to train its part: the booster parameters and the rounds."""
+    """What each worker needs to train its part: the booster parameters (``max_bin`` among
+    them, which the matrices must share) and the rounds."""
 
     params: dict
     rounds: int
     early_stopping_rounds: int
-    max_bin: int
 
 
 def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preprocessor,
@@ -86,9 +86,9 @@ def _train_once(client: Client, parts: list, workers: list[str], preprocessor: P
     tracker = RabitTracker(n_workers=len(workers), host_ip=_tracker_host(client), sortby="task",
                            timeout=COLLECTIVE_TIMEOUT_SECONDS)
     tracker.start()
-    token = uuid.uuid4().hex[:8]
+    token, tracker_args = uuid.uuid4().hex[:8], tracker.worker_args()
     futures = [
-        client.submit(_train_share, tracker.worker_args(), rank, share, preprocessor, boosting,
+        client.submit(_train_share, tracker_args, rank, share, preprocessor, boosting,
                       workers=[address], allow_other_workers=False, pure=False, retries=0,
                       key=f"fraud-train-share-{rank}-{token}")
         for rank, (address, share) in enumerate(zip(workers, shares, strict=True))
@@ -140,10 +140,10 @@ def _train_share(tracker_args: dict, rank: int, share: list, preprocessor: Prepr
             names = list(preprocessor.feature_names)
             train = xgb.ExtMemQuantileDMatrix(
                 _Batches(batches[TRAIN], names, os.path.join(folder, "train-cache")),
-                max_bin=boosting.max_bin, nthread=threads)
+                max_bin=boosting.params["max_bin"], nthread=threads)
             validation = xgb.ExtMemQuantileDMatrix(
                 _Batches(batches[VALIDATION], names, os.path.join(folder, "validation-cache")),
-                ref=train, max_bin=boosting.max_bin, nthread=threads)
+                ref=train, max_bin=boosting.params["max_bin"], nthread=threads)
             booster = xgb.train({**boosting.params, "nthread": threads}, train,
                                 num_boost_round=boosting.rounds, evals=[(validation, "validation")],
                                 early_stopping_rounds=boosting.early_stopping_rounds, verbose_eval=False)

@@ -127,8 +127,8 @@ def _train_split_frame(
              counts["validation"]["rows"], weight)
 
     booster, workers = train_streaming(client, frame, preprocessor, Boosting(
-        params=booster_params(config, weight), rounds=config.n_estimators, early_stopping_rounds=config.early_stopping_rounds,
-        max_bin=config.max_bin))
+        params=booster_params(config, weight), rounds=config.n_estimators,
+        early_stopping_rounds=config.early_stopping_rounds))
     booster.feature_names = list(preprocessor.feature_names)
     stopped = stopped_at_best(booster, weight, started)
     created = datetime.now(UTC)
