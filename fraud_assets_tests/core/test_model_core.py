@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
+from sklearn.metrics import average_precision_score
 
 from fraud_assets.core.data import profile
 from fraud_assets.core.data.features import MODEL_FEATURES, Preprocessor, fit_preprocessor
@@ -21,6 +22,7 @@ from fraud_assets.core.model import gate as gate_module
 from fraud_assets.core.model.bundle import MANIFEST_FILE, MODEL_FILE, PREPROCESSING_FILE, FraudModel
 from fraud_assets.core.model.registry import ModelRegistry, UnknownModelVersion
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
+from fraud_assets.core.model.training import train_fraud_model
 from fraud_assets.core.monitoring import drift
 from fraud_assets.core.storage.locations import Location
 
@@ -271,7 +273,7 @@ def test_preprocessing_that_would_be_misapplied_is_refused(time_splits, change, 
 # --- training and the bundle -----------------------------------------------------------------------
 
 
-def test_training_gives_probabilities_threshold_and_useful_metrics(trained_model, time_splits):
+def test_training_gives_probabilities_threshold_and_useful_metrics(trained_model, early_stopped_model, time_splits):
     probabilities = trained_model.predict_proba(_raw(time_splits.test))
     assert probabilities.shape == (len(time_splits.test),)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
@@ -285,11 +287,42 @@ def test_training_gives_probabilities_threshold_and_useful_metrics(trained_model
     cm = test["confusion_matrix"]
     assert cm["tp"] + cm["fn"] == test["frauds"]
     assert cm["tp"] + cm["fp"] == int(np.sum(probabilities >= trained_model.threshold))
-    # The threshold was chosen on validation data by the default policy (max F1).
+    # The threshold was chosen by the default policy (max F1) on validation rows, scored by the
+    # model early stopping cut: the shipped one is refitted on them, so its scores are in-sample.
     valid = time_splits.validation
     best = choose_threshold(valid[LABEL].to_numpy(),
-                            trained_model.predict_proba(_raw(valid)), ThresholdPolicy("max_f1"))
+                            early_stopped_model.predict_proba(_raw(valid)), ThresholdPolicy("max_f1"))
     assert trained_model.threshold == pytest.approx(best.threshold)
+
+
+@pytest.fixture(scope="module")
+def early_stopped_model(time_splits, fast_config):
+    """The session model without its refit on validation."""
+    return train_fraud_model(time_splits, fit_preprocessor(time_splits.train),
+                             dataclasses.replace(fast_config, refit_on_validation=False))
+
+
+def test_the_shipped_model_is_refitted_on_train_and_validation_with_early_stoppings_rounds(
+        trained_model, early_stopped_model, time_splits):
+    training = trained_model.manifest["training"]
+    rounds = training["best_iteration"] + 1
+    assert training["best_iteration"] == early_stopped_model.manifest["training"]["best_iteration"]
+    assert training["refit"] == {
+        "rows": len(time_splits.train) + len(time_splits.validation),
+        "frauds": int(time_splits.train[LABEL].sum() + time_splits.validation[LABEL].sum()),
+        "rounds": rounds,
+    }
+    assert early_stopped_model.manifest["training"]["refit"] is None
+    assert trained_model.booster.num_boosted_rounds() == rounds == early_stopped_model.booster.num_boosted_rounds()
+    assert trained_model.booster_bytes != early_stopped_model.booster_bytes
+    # What validation decided is the same on both: it was decided before the refit.
+    assert trained_model.calibration == early_stopped_model.calibration
+    assert trained_model.threshold == early_stopped_model.threshold
+    assert trained_model.metrics["validation"] == early_stopped_model.metrics["validation"]
+    # The test split is scored by the model shipped, as the gate scores it.
+    test = time_splits.test
+    assert trained_model.metrics["test"]["auprc"] == pytest.approx(
+        average_precision_score(test[LABEL], trained_model.predict_proba(_raw(test))), abs=1e-6)
 
 
 def test_log_odds_correction_restores_the_prevalence_scale(trained_model, time_splits):

@@ -72,6 +72,10 @@ def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance):
                 "best_iteration", "training_seconds", "precision_recall_curve"):
         assert key in model_metadata, key
     assert model_metadata["test_auprc"].value > 0.5
+    # The booster shipped was refitted on train and validation together.
+    train_and_validation = sum(len(pd.read_parquet(project / "data" / "assets" / f"{n}.parquet"))
+                               for n in ("train_split", "validation_split"))
+    assert model_metadata["refit_rows"].value == train_and_validation
     assert model_metadata["threshold"].value == round(registry.load_production().threshold, 6)
 
 

@@ -46,18 +46,30 @@ WORKER_CHECK_SECONDS = 2
 @dataclass(frozen=True)
 class Boosting:
     """What each worker needs to train its part: the booster parameters (``max_bin`` among
-    them, which the matrices must share) and the rounds."""
+    them, which the matrices must share), the rounds, and whether the rounds early stopping
+    keeps are fitted again on train and validation together (as in one process)."""
 
     params: dict
     rounds: int
     early_stopping_rounds: int
+    refit_on_validation: bool = False
+
+
+@dataclass(frozen=True)
+class StreamedTraining:
+    """The booster early stopping cut, the one refitted on train and validation (None without
+    a refit), and how many workers trained them."""
+
+    early_stopped: xgb.Booster
+    refitted: xgb.Booster | None
+    workers: int
 
 
 def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preprocessor,
-                    boosting: Boosting) -> tuple[xgb.Booster, int]:
+                    boosting: Boosting) -> StreamedTraining:
     """Train on the ``TRAIN`` rows of ``frame``, stopping early on its ``VALIDATION`` rows,
-    with each worker streaming its share of the partitions through external memory; return
-    the booster and how many workers trained it (no more than there are partitions).
+    with each worker streaming its share of the partitions through external memory (no more
+    workers than there are partitions).
 
     XGBoost's collective cannot go on without a worker it started with: when one leaves, the
     training starts again on the workers that remain, up to ``TRAINING_ATTEMPTS`` times."""
@@ -67,7 +79,8 @@ def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preproces
         if not workers:
             raise ClusterUnavailable("no Dask worker is left to train on")
         try:
-            return _train_once(client, parts, workers, preprocessor, boosting), len(workers)
+            early_stopped, refitted = _train_once(client, parts, workers, preprocessor, boosting)
+            return StreamedTraining(early_stopped, refitted, len(workers))
         except _WorkerLeft as left:
             if attempt == TRAINING_ATTEMPTS:
                 raise ClusterUnavailable(f"{left}; training gave up after {attempt} attempts") from left
@@ -80,7 +93,7 @@ class _WorkerLeft(RuntimeError):
 
 
 def _train_once(client: Client, parts: list, workers: list[str], preprocessor: Preprocessor,
-                boosting: Boosting) -> xgb.Booster:
+                boosting: Boosting) -> tuple[xgb.Booster, xgb.Booster | None]:
     shares = [parts[rank :: len(workers)] for rank in range(len(workers))]
     log.info("streaming %d partitions to %d workers for external-memory training", len(parts), len(workers))
     tracker = RabitTracker(n_workers=len(workers), host_ip=_tracker_host(client), sortby="task",
@@ -103,7 +116,9 @@ def _train_once(client: Client, parts: list, workers: list[str], preprocessor: P
         # the one already on its way.
         with contextlib.suppress(xgb.core.XGBoostError):
             tracker.free()
-    return xgb.Booster(model_file=bytearray(next(raw for raw in results if raw is not None)))
+    early_stopped, refitted = next(raw for raw in results if raw is not None)
+    return (xgb.Booster(model_file=bytearray(early_stopped)),
+            xgb.Booster(model_file=bytearray(refitted)) if refitted is not None else None)
 
 
 def _wait_while_all_stay(client: Client, futures: list, workers: list[str]) -> None:
@@ -130,7 +145,7 @@ def _tracker_host(client: Client) -> str:
 
 
 def _train_share(tracker_args: dict, rank: int, share: list, preprocessor: Preprocessor,
-                 boosting: Boosting) -> bytes | None:
+                 boosting: Boosting) -> tuple[bytes, bytes | None] | None:
     worker = get_worker()
     threads = worker.state.nthreads
     with _memory_given_back(), tempfile.TemporaryDirectory(prefix="fraud-train-", dir=worker.local_directory) as folder:
@@ -147,12 +162,22 @@ def _train_share(tracker_args: dict, rank: int, share: list, preprocessor: Prepr
             booster = xgb.train({**boosting.params, "nthread": threads}, train,
                                 num_boost_round=boosting.rounds, evals=[(validation, "validation")],
                                 early_stopping_rounds=boosting.early_stopping_rounds, verbose_eval=False)
-            # Every worker ends with the same model; one sends it back.
-            raw = bytes(booster.save_raw("ubj")) if collective.get_rank() == 0 else None
+            rounds = booster.best_iteration + 1
+            # Every worker ends with the same models; one sends them back.
+            early_stopped = bytes(booster.save_raw("ubj")) if collective.get_rank() == 0 else None
             # XGBoost removes its page files when the matrices go, which must be before
             # their folder does.
             del train, validation, booster
-            return raw
+            refitted = None
+            if boosting.refit_on_validation:
+                both = xgb.ExtMemQuantileDMatrix(
+                    _Batches(batches[TRAIN] + batches[VALIDATION], names, os.path.join(folder, "refit-cache")),
+                    max_bin=boosting.params["max_bin"], nthread=threads)
+                booster = xgb.train({**boosting.params, "nthread": threads}, both, num_boost_round=rounds,
+                                    verbose_eval=False)
+                refitted = bytes(booster.save_raw("ubj")) if collective.get_rank() == 0 else None
+                del both, booster
+            return (early_stopped, refitted) if early_stopped is not None else None
 
 
 @contextlib.contextmanager

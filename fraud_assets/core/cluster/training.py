@@ -126,14 +126,24 @@ def _train_split_frame(
              "positive weight %.1f", train_rows, train_frauds,
              counts["validation"]["rows"], weight)
 
-    booster, workers = train_streaming(client, frame, preprocessor, Boosting(
+    trained = train_streaming(client, frame, preprocessor, Boosting(
         params=booster_params(config, weight), rounds=config.n_estimators,
-        early_stopping_rounds=config.early_stopping_rounds))
-    booster.feature_names = list(preprocessor.feature_names)
-    stopped = stopped_at_best(booster, weight, started)
+        early_stopping_rounds=config.early_stopping_rounds, refit_on_validation=config.refit_on_validation))
+    for booster in (trained.early_stopped, trained.refitted):
+        if booster is not None:
+            booster.feature_names = list(preprocessor.feature_names)
+    stopped = stopped_at_best(trained.early_stopped, weight, started)
     created = datetime.now(UTC)
-    model = untuned_model(stopped, preprocessor, created)
-    y_valid, valid_scores, y_test, test_scores = _held_out_scores(frame, model)
+    early = untuned_model(stopped, preprocessor, created)
+    refit_report = None
+    if trained.refitted is not None:
+        stopped = dataclasses.replace(stopped, booster=trained.refitted,
+                                      training_seconds=time.perf_counter() - started)
+        refit_report = {"rows": counts["train"]["rows"] + counts["validation"]["rows"],
+                        "frauds": counts["train"]["frauds"] + counts["validation"]["frauds"],
+                        "rounds": stopped.best_iteration + 1}
+    model = untuned_model(stopped, preprocessor, created) if refit_report else early
+    y_valid, valid_scores, y_test, test_scores = _held_out_scores(frame, early, model)
     evidence = HeldOutEvidence(
         y_valid=y_valid, valid_scores=valid_scores, y_test=y_test, test_scores=test_scores,
         rows_per_day=daily_volume(summary["rows"], summary["first_time"], summary["last_time"]),
@@ -144,8 +154,8 @@ def _train_split_frame(
         model, stopped, config, evidence,
         provenance_document=partitioned_provenance(summary["fingerprints"], summary["rows"], run_id=run_id),
         created=created,
-        extra_training={"engine": ENGINE, "workers": workers,
-                        "split_strategy": split_strategy},
+        extra_training={"engine": ENGINE, "workers": trained.workers,
+                        "split_strategy": split_strategy, "refit": refit_report},
     )
 
 
@@ -197,20 +207,25 @@ def _require_both_classes(summary: dict, source: str) -> None:
         ])
 
 
-def _scores(part: pd.DataFrame, model: FraudModel) -> pd.DataFrame:
-    held_out = part[part[SPLIT] != TRAIN]
-    return pd.DataFrame({
-        SPLIT: held_out[SPLIT].to_numpy(),
-        LABEL: held_out[LABEL].to_numpy(dtype=np.int8),
-        "score": model.predict_proba(feature_matrix(held_out)) if len(held_out) else np.empty(0, np.float32),
-    })
+def _scores(part: pd.DataFrame, validation_model: FraudModel, test_model: FraudModel) -> pd.DataFrame:
+    frames = []
+    for code, model in ((VALIDATION, validation_model), (TEST, test_model)):
+        rows = part[part[SPLIT] == code]
+        frames.append(pd.DataFrame({
+            SPLIT: rows[SPLIT].to_numpy(),
+            LABEL: rows[LABEL].to_numpy(dtype=np.int8),
+            "score": model.predict_proba(feature_matrix(rows)) if len(rows) else np.empty(0, np.float32),
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
-def _held_out_scores(frame: dd.DataFrame, model: FraudModel):
-    portable = portable_model(model)
+def _held_out_scores(frame: dd.DataFrame, validation_model: FraudModel, test_model: FraudModel):
+    """Validation scored by the early-stopped model (out of sample for the threshold and the
+    calibration), test by the model shipped."""
     meta = pd.DataFrame({SPLIT: pd.Series(dtype="int8"), LABEL: pd.Series(dtype="int8"),
                          "score": pd.Series(dtype="float32")})
-    scored = frame.map_partitions(_scores, portable, meta=meta).compute()
+    scored = frame.map_partitions(_scores, portable_model(validation_model), portable_model(test_model),
+                                  meta=meta).compute()
     valid, test = scored[scored[SPLIT] == VALIDATION], scored[scored[SPLIT] == TEST]
     return (valid[LABEL].to_numpy(), valid["score"].to_numpy(), test[LABEL].to_numpy(),
             test["score"].to_numpy())

@@ -63,6 +63,11 @@ class TrainingConfig:
     # configuration. The CLI and the asset default to FRAUD_SEARCH_BUDGET_SECONDS.
     search_budget_seconds: float = 0.0
     search_trials: int = DEFAULT_MAX_TRIALS
+    # Once early stopping has chosen the rounds on validation, fit them again on train and
+    # validation together: a third more frauds to learn from. On the six generated variants of
+    # benchmarks/model_quality.py this raised AP / best on every one (median 0.855 -> 0.865)
+    # and lowered log-loss on five; the test split stays unseen, so the gate is still honest.
+    refit_on_validation: bool = True
 
 
 def rows_per_day(splits: Splits) -> float:
@@ -206,6 +211,20 @@ def stopped_at_best(booster: xgb.Booster, weight: float, started: float) -> Stop
     return StoppedBooster(booster[: best_iteration + 1], weight, best_iteration, training_seconds)
 
 
+def refitted(stopped: StoppedBooster, params: dict, train_and_validation: xgb.DMatrix) -> StoppedBooster:
+    """The rounds early stopping kept, fitted again on train and validation together with the
+    same parameters and weight. No stopping: validation is in the fit now, so it cannot judge
+    it; the round count it chose carries over (on the generated variants, scaling it up with
+    the extra rows did no better)."""
+    fitted_from = time.perf_counter()
+    booster = xgb.train(params, train_and_validation, num_boost_round=stopped.best_iteration + 1,
+                        verbose_eval=False)
+    log.info("refitted %d rounds on %d train and validation rows in %.1f s", stopped.best_iteration + 1,
+             train_and_validation.num_row(), time.perf_counter() - fitted_from)
+    return StoppedBooster(booster, stopped.weight, stopped.best_iteration,
+                          stopped.training_seconds + time.perf_counter() - fitted_from)
+
+
 def untuned_model(stopped: StoppedBooster, preprocessor: Preprocessor, created: datetime) -> FraudModel:
     """The bundle before its threshold and manifest: what held-out rows are scored with."""
     booster_bytes = bytes(stopped.booster.save_raw("ubj"))
@@ -221,7 +240,10 @@ def untuned_model(stopped: StoppedBooster, preprocessor: Preprocessor, created: 
 @dataclass(frozen=True)
 class HeldOutEvidence:
     """What the threshold, the metrics and the drift reference are computed from, however the
-    rows were read: labels and scores of validation and test, and the training features."""
+    rows were read: labels and scores of validation and test, and the training features.
+
+    Validation scores come from the model early stopping cut, before any refit on validation
+    (out of sample, as the threshold and calibration need); test scores from the model shipped."""
 
     y_valid: np.ndarray
     valid_scores: np.ndarray
@@ -304,7 +326,8 @@ def train_fraud_model(
     run_id: str | None = None,
     on_round: OnRound | None = None,
 ) -> FraudModel:
-    """Fit on train, stop early and pick the threshold on validation, report on test.
+    """Fit on train, stop early and pick the threshold on validation, refit on train and
+    validation (``config.refit_on_validation``), report on test.
 
     ``run_id``: the orchestrator's run that trains it (Dagster's), recorded in the manifest.
     ``on_round(done, most)``: called after each boosting round.
@@ -318,12 +341,10 @@ def train_fraud_model(
     log.info("training on %d rows (%d frauds), stopping on %d validation rows",
              len(y_train), int(positives), len(y_valid))
     names = list(preprocessor.feature_names)
-    train_matrix = xgb.QuantileDMatrix(
-        preprocessor.transform_frame(splits.train), label=y_train, feature_names=names, max_bin=config.max_bin
-    )
-    valid_matrix = xgb.QuantileDMatrix(
-        preprocessor.transform_frame(splits.validation), label=y_valid, feature_names=names, ref=train_matrix
-    )
+    train_features = preprocessor.transform_frame(splits.train)
+    valid_features = preprocessor.transform_frame(splits.validation)
+    train_matrix = xgb.QuantileDMatrix(train_features, label=y_train, feature_names=names, max_bin=config.max_bin)
+    valid_matrix = xgb.QuantileDMatrix(valid_features, label=y_valid, feature_names=names, ref=train_matrix)
 
     def fit(trial_config: TrainingConfig, callbacks: list) -> StoppedBooster:
         weight = positive_weight(trial_config, negatives, positives)
@@ -353,10 +374,18 @@ def train_fraud_model(
     else:
         stopped, search_report = fit(config, []), None
     created = datetime.now(UTC)
-    model = untuned_model(stopped, preprocessor, created)
+    early = untuned_model(stopped, preprocessor, created)
+    refit_report = None
+    if config.refit_on_validation:
+        stopped = refitted(stopped, booster_params(config, stopped.weight), xgb.QuantileDMatrix(
+            np.concatenate([train_features, valid_features]), label=np.concatenate([y_train, y_valid]),
+            feature_names=names, max_bin=config.max_bin))
+        refit_report = {"rows": len(y_train) + len(y_valid), "frauds": int(positives + y_valid.sum()),
+                        "rounds": stopped.best_iteration + 1}
+    model = untuned_model(stopped, preprocessor, created) if refit_report else early
     evidence = HeldOutEvidence(
         y_valid=y_valid,
-        valid_scores=model.predict_proba(feature_matrix(splits.validation)),
+        valid_scores=early.predict_proba(feature_matrix(splits.validation)),
         y_test=splits.test[LABEL].to_numpy(),
         test_scores=model.predict_proba(feature_matrix(splits.test)),
         rows_per_day=rows_per_day(splits),
@@ -370,6 +399,7 @@ def train_fraud_model(
         model, stopped, config, evidence,
         provenance_document=provenance((splits.train, splits.validation, splits.test), run_id=run_id),
         created=created,
+        extra_training={"refit": refit_report},
         search=search_report,
         training_seconds=time.perf_counter() - started,
     )

@@ -150,6 +150,8 @@ def fraud_model(
                 [(f["feature"], f["gain_share"]) for f in model.manifest["top_features"]],
             ),
             "best_iteration": training["best_iteration"],
+            # Rows the shipped booster was refitted on (train and validation), or none.
+            "refit_rows": (training.get("refit") or {}).get("rows", 0),
             "training_seconds": training.get("total_seconds", training["training_seconds"]),
             **_search_metadata(model.manifest.get("search")),
             "precision_recall_curve": precision_recall_chart(
