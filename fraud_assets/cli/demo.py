@@ -88,6 +88,8 @@ def demo_command(rows, batch_rows, days, drift, seed):
         os.environ.setdefault(name, value)
     click.echo("settings: " + ", ".join(f"{name}={os.environ[name]}" for name in DEMO_SETTINGS))
     root = settings.local_root()
+    # A FRAUD_LOCAL_DIR that does not exist yet is where the user wants the demo's files.
+    root.mkdir(parents=True, exist_ok=True)
     # dagster.yaml keeps its storage paths relative to the project folder.
     os.chdir(root)
     dates = ensure_demo_data(root, rows=rows, batch_rows=batch_rows, days=days, drift=drift, seed=seed)

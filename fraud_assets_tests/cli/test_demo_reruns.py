@@ -34,3 +34,13 @@ def test_a_refused_retraining_is_not_retried_by_a_second_demo(tmp_path):
     second = demo()
     assert "retraining" not in second
     assert "scored 0 batch file(s), shadow-scored 0 day(s), applied 0 label file(s), trained 0" in second
+
+
+def test_the_demo_creates_a_local_folder_that_does_not_exist_yet(tmp_path):
+    local = tmp_path / "not" / "there"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAUD_", "DAGSTER_"))}
+    env |= {"FRAUD_LOCAL_DIR": str(local), "FRAUD_SEARCH_BUDGET_SECONDS": "0", "FRAUD_TRACKING": "off"}
+    done = subprocess.run([str(FRAUD), *SMALL_DEMO], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (local / "models").is_dir() and (local / "data" / "incoming").is_dir()
