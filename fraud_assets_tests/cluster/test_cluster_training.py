@@ -72,10 +72,13 @@ def test_cluster_training_matches_one_process_in_quality(dask_cluster, s3_data, 
     assert manifest["training"]["scale_pos_weight"] == pytest.approx(
         single["training"]["scale_pos_weight"], rel=0.05)
     # Both refit early stopping's rounds on train and validation before shipping.
-    for trained in (manifest, single):
+    for name, trained in (("cluster", manifest), ("one-process", single)):
         refit, counts = trained["training"]["refit"], trained["data"]
         assert refit["rows"] == counts["train"]["rows"] + counts["validation"]["rows"]
         assert refit["rounds"] == trained["training"]["best_iteration"] + 1
+        assert FraudModel.load(LOCAL, str(tmp_path / name)).booster.num_boosted_rounds() == refit["rounds"]
+        # The score reference for drift: the refitted model on the test rows it never saw.
+        assert trained["drift_reference"]["score"]["rows"] == counts["test"]["rows"]
     gap = _held_out_ap(tmp_path / "cluster", held_out) - _held_out_ap(tmp_path / "one-process", held_out)
     print(f"held-out AP gap, cluster minus one process: {gap:+.4f}")
     assert abs(gap) <= 0.01

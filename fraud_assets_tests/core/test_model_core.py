@@ -319,6 +319,15 @@ def test_the_shipped_model_is_refitted_on_train_and_validation_with_early_stoppi
     assert trained_model.calibration == early_stopped_model.calibration
     assert trained_model.threshold == early_stopped_model.threshold
     assert trained_model.metrics["validation"] == early_stopped_model.metrics["validation"]
+    # The score reference for drift is the shipped model's, on rows it never saw: another
+    # model's scores, or its own on rows it trained on, are spread differently from what it
+    # gives production, which would then look drifted.
+    for model, rows in ((trained_model, time_splits.test), (early_stopped_model, time_splits.validation)):
+        recorded = model.manifest["drift_reference"][profile.SCORE]
+        expected = profile.profile_feature(model.predict_proba(_raw(rows))).to_dict()
+        assert recorded["rows"] == expected["rows"] == len(rows)
+        for key in ("grid", "psi_edges", "std"):
+            assert recorded[key] == pytest.approx(expected[key], rel=1e-5), key
     # The test split is scored by the model shipped, as the gate scores it.
     test = time_splits.test
     assert trained_model.metrics["test"]["auprc"] == pytest.approx(

@@ -149,6 +149,7 @@ def _train_split_frame(
         rows_per_day=daily_volume(summary["rows"], summary["first_time"], summary["last_time"]),
         split_counts=counts,
         drift_columns=_drift_sample(frame, train_rows, config.seed),
+        refitted_on_validation=refit_report is not None,
     )
     return complete_model(
         model, stopped, config, evidence,

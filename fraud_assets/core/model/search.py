@@ -99,7 +99,8 @@ class _Deadline:
 
 def search_configuration(base: TrainingConfig, fit: Fit, score: Score) -> SearchOutcome:
     """Run the search that ``base.search_budget_seconds`` and ``base.search_trials`` allow and
-    return the best configuration with the booster it trained (not trained again)."""
+    return the best configuration with the booster it trained, early-stopped on validation
+    (the caller may refit its rounds on train and validation)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -204,8 +204,8 @@ class StoppedBooster:
 
 
 def stopped_at_best(booster: xgb.Booster, weight: float, started: float) -> StoppedBooster:
-    # Keep only the trees up to the best validation round: the deployed model is the one
-    # that early stopping chose, and smaller models score faster.
+    # Keep only the trees up to the best validation round: the rounds that early stopping
+    # chose are the ones shipped (refitted or not), and smaller models score faster.
     best_iteration = int(booster.best_iteration)
     best_score, booster_rounds = float(booster.best_score), booster.num_boosted_rounds()
     training_seconds = time.perf_counter() - started
@@ -257,6 +257,8 @@ class HeldOutEvidence:
     split_counts: dict
     # DRIFT_FEATURES of the training split (all of it, or a sample of it on a cluster).
     drift_columns: dict
+    # Whether the shipped model was refitted on validation: its scores there are in-sample.
+    refitted_on_validation: bool = False
 
 
 def complete_model(
@@ -281,9 +283,12 @@ def complete_model(
     choice = choose_threshold(evidence.y_valid, valid_scores, config.threshold,
                               rows_per_day=evidence.rows_per_day)
     model.threshold = choice.threshold
-    # Scores from held-out rows: training-set scores are optimistic and would make every
-    # production day look drifted.
-    drift_columns = {**evidence.drift_columns, profile.SCORE: valid_scores}
+    # The score reference is the shipped model's scores on rows it never saw: scores on rows
+    # it trained on are too confident, and another model's (the early-stopped one) are spread
+    # differently, and either would make every production day look drifted. Validation, unless
+    # the refit trained on it; then test, the later rows.
+    reference_scores = test_scores if evidence.refitted_on_validation else valid_scores
+    drift_columns = {**evidence.drift_columns, profile.SCORE: reference_scores}
     model.manifest = {
         "created_at": created.isoformat(),
         # All three splits: validation chose the stopping round and threshold, test the gate.
@@ -294,7 +299,8 @@ def complete_model(
             **{k: v for k, v in asdict(config).items() if k != "threshold"},
             "scale_pos_weight": stopped.weight,
             "best_iteration": stopped.best_iteration,
-            # The final booster's own fit, and the whole training with any search before it.
+            # The final booster's own fit (and its refit), and the whole training with any
+            # search before it.
             "training_seconds": round(stopped.training_seconds, 3),
             **({"total_seconds": round(training_seconds, 3)} if training_seconds is not None else {}),
             **(extra_training or {}),
@@ -397,6 +403,7 @@ def train_fraud_model(
             for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
         },
         drift_columns={name: splits.train[name].to_numpy() for name in profile.DRIFT_FEATURES},
+        refitted_on_validation=refit_report is not None,
     )
     return complete_model(
         model, stopped, config, evidence,
