@@ -37,9 +37,12 @@ _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
 @click.option("--search-trials", type=click.IntRange(min=1), default=DEFAULT_MAX_TRIALS, show_default=True,
               help="Most configurations the search tries (the defaults are the first). A search that "
                    "ends on this count, not the budget, is reproducible from the seed.")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="Fit the rounds early stopping kept again on train and validation together before "
+                   "shipping; --no-refit ships the model trained on train alone.")
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
                   false_alert_cost, alerts_per_day, split_strategy, model_type, seed, search_budget,
-                  search_trials):
+                  search_trials, refit):
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
     # Imported here: training's libraries (pandas, scikit-learn, xgboost) take seconds, which
     # `fraud --help` and the other commands should not pay.
@@ -55,7 +58,8 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
         budget = settings.search_budget_seconds() if search_budget is None else search_budget
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    config = TrainingConfig(seed=seed, threshold=policy, search_budget_seconds=budget, search_trials=search_trials)
+    config = TrainingConfig(seed=seed, threshold=policy, search_budget_seconds=budget, search_trials=search_trials,
+                            refit_on_validation=refit)
     scheduler = settings.dask_scheduler()
     if scheduler:
         model = _train_on_cluster(scheduler, tables, config, split_strategy)

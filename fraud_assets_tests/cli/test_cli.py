@@ -224,6 +224,23 @@ def test_train_searches_within_the_budget_given_and_says_what_it_chose(capsys, t
     assert f"search: trial {search['chosen_trial']} of 2 chosen" in out
 
 
+def test_no_refit_ships_the_model_early_stopping_cut(capsys, train_csv, tmp_path):
+    models = {}
+    for flag in ("--refit", "--no-refit"):
+        code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / flag, flag)
+        assert code == 0, err
+        models[flag] = json.loads((tmp_path / flag / "manifest.json").read_text())
+    assert models["--no-refit"]["training"]["refit"] is None
+    assert models["--no-refit"]["training"]["refit_on_validation"] is False
+    refit = models["--refit"]["training"]["refit"]
+    data = models["--refit"]["data"]
+    assert refit["rows"] == data["train"]["rows"] + data["validation"]["rows"]
+    # The same early stopping on both; only what ships differs.
+    assert refit["rounds"] == models["--no-refit"]["training"]["best_iteration"] + 1
+    assert models["--refit"]["metrics"]["validation"] == models["--no-refit"]["metrics"]["validation"]
+    assert models["--refit"]["metrics"]["test"] != models["--no-refit"]["metrics"]["test"]
+
+
 def test_the_search_budget_comes_from_the_environment(capsys, train_csv, tmp_path, monkeypatch):
     monkeypatch.setenv("FRAUD_SEARCH_BUDGET_SECONDS", "-1")
     code, out, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m")
