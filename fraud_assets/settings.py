@@ -257,6 +257,15 @@ def search_budget_seconds() -> float:
     return budget
 
 
+def refit_on_validation() -> bool:
+    """``FRAUD_REFIT=off`` ships the model early stopping cut instead of refitting its rounds on
+    train and validation together (default on)."""
+    value = (os.environ.get("FRAUD_REFIT") or "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"FRAUD_REFIT must be 'on' or 'off', not {value!r}")
+    return value == "on"
+
+
 def max_calibration_error() -> float:
     return env_float("FRAUD_MAX_CALIBRATION_ERROR", MAX_CALIBRATION_ERROR_DEFAULT)
 

@@ -13,9 +13,11 @@ import pytest
 # Set for the whole session, session fixtures included (they run before any function-scoped
 # monkeypatch): MLflow tracking costs ~4 s of SQLite migrations per fresh folder and would
 # write an mlflow/ store into the working directory, and the hyperparameter search spends its
-# whole budget on every training. The tests of each turn them on themselves.
+# whole budget on every training; the refit on validation is one more fit per training. The
+# tests of each turn them on themselves.
 os.environ.setdefault("FRAUD_TRACKING", "off")
 os.environ.setdefault("FRAUD_SEARCH_BUDGET_SECONDS", "0")
+os.environ.setdefault("FRAUD_REFIT", "off")
 
 # Service fixtures that several folders share (the local S3 server).
 pytest_plugins = ["fraud_assets_tests.services.s3_server"]

@@ -37,9 +37,9 @@ _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
 @click.option("--search-trials", type=click.IntRange(min=1), default=DEFAULT_MAX_TRIALS, show_default=True,
               help="Most configurations the search tries (the defaults are the first). A search that "
                    "ends on this count, not the budget, is reproducible from the seed.")
-@click.option("--refit/--no-refit", default=True, show_default=True,
+@click.option("--refit/--no-refit", default=None,
               help="Fit the rounds early stopping kept again on train and validation together before "
-                   "shipping; --no-refit ships the model trained on train alone.")
+                   "shipping; --no-refit ships the model trained on train alone. [default: FRAUD_REFIT, else on]")
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
                   false_alert_cost, alerts_per_day, split_strategy, model_type, seed, search_budget,
                   search_trials, refit):
@@ -56,6 +56,7 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
         policy = ThresholdPolicy("fixed", threshold=0.5)
     try:
         budget = settings.search_budget_seconds() if search_budget is None else search_budget
+        refit = settings.refit_on_validation() if refit is None else refit
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     config = TrainingConfig(seed=seed, threshold=policy, search_budget_seconds=budget, search_trials=search_trials,

@@ -224,12 +224,15 @@ def test_train_searches_within_the_budget_given_and_says_what_it_chose(capsys, t
     assert f"search: trial {search['chosen_trial']} of 2 chosen" in out
 
 
-def test_no_refit_ships_the_model_early_stopping_cut(capsys, train_csv, tmp_path):
+def test_no_refit_ships_the_model_early_stopping_cut(capsys, train_csv, tmp_path, monkeypatch):
     models = {}
-    for flag in ("--refit", "--no-refit"):
-        code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / flag, flag)
+    monkeypatch.setenv("FRAUD_REFIT", "off")
+    for flag in ("--refit", "--no-refit", None):
+        folder = tmp_path / str(flag)
+        code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", folder, *([flag] if flag else []))
         assert code == 0, err
-        models[flag] = json.loads((tmp_path / flag / "manifest.json").read_text())
+        models[flag] = json.loads((folder / "manifest.json").read_text())
+    assert models[None]["training"]["refit"] is None  # FRAUD_REFIT=off, no flag
     assert models["--no-refit"]["training"]["refit"] is None
     assert models["--no-refit"]["training"]["refit_on_validation"] is False
     refit = models["--refit"]["training"]["refit"]
@@ -239,6 +242,12 @@ def test_no_refit_ships_the_model_early_stopping_cut(capsys, train_csv, tmp_path
     assert refit["rounds"] == models["--no-refit"]["training"]["best_iteration"] + 1
     assert models["--refit"]["metrics"]["validation"] == models["--no-refit"]["metrics"]["validation"]
     assert models["--refit"]["metrics"]["test"] != models["--no-refit"]["metrics"]["test"]
+
+
+def test_a_refit_setting_that_is_neither_on_nor_off_is_refused(capsys, train_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAUD_REFIT", "yes")
+    code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m")
+    assert code != 0 and "FRAUD_REFIT must be 'on' or 'off'" in err
 
 
 def test_the_search_budget_comes_from_the_environment(capsys, train_csv, tmp_path, monkeypatch):

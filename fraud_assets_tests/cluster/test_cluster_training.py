@@ -59,6 +59,7 @@ def test_cluster_training_matches_one_process_in_quality(dask_cluster, s3_data, 
                                                          monkeypatch):
     data, held_out = s3_data
     monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("FRAUD_REFIT", "on")  # the suite turns it off for speed; the default is on
     monkeypatch.delenv("FRAUD_DASK_SCHEDULER", raising=False)
     _run("train", "--data", data, "--output-dir", tmp_path / "one-process")
     monkeypatch.setenv("FRAUD_DASK_SCHEDULER", dask_cluster.address)

@@ -37,7 +37,8 @@ def test_definitions_load_and_validate():
     assert {s.name for s in defs.schedules} == {"daily_scoring_schedule"}
 
 
-def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance):
+def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance, monkeypatch):
+    monkeypatch.setenv("FRAUD_REFIT", "on")  # the suite turns it off for speed; the default is on
     result = run_pipeline(instance)
     assert result.success
     assert materialized(result) == ALL_ASSETS

@@ -59,7 +59,8 @@ class ModelTrainingConfig(dg.Config):
     search_budget_seconds: float | None = None
     search_trials: int = TrainingConfig.search_trials
     # Fit the rounds early stopping kept again on train and validation before shipping.
-    refit_on_validation: bool = TrainingConfig.refit_on_validation
+    # None: FRAUD_REFIT (default on).
+    refit_on_validation: bool | None = None
     threshold_strategy: str = ThresholdPolicy.strategy
     missed_fraud_cost: float = ThresholdPolicy.missed_fraud_cost
     false_alert_cost: float = ThresholdPolicy.false_alert_cost
@@ -77,7 +78,8 @@ class ModelTrainingConfig(dg.Config):
             search_budget_seconds=(settings.search_budget_seconds() if self.search_budget_seconds is None
                                    else self.search_budget_seconds),
             search_trials=self.search_trials,
-            refit_on_validation=self.refit_on_validation,
+            refit_on_validation=(settings.refit_on_validation() if self.refit_on_validation is None
+                                 else self.refit_on_validation),
             threshold=ThresholdPolicy(
                 strategy=self.threshold_strategy,
                 missed_fraud_cost=self.missed_fraud_cost,
