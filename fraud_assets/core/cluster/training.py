@@ -42,6 +42,7 @@ from fraud_assets.core.model.training import (
     complete_model,
     daily_volume,
     positive_weight,
+    refit_report,
     require_frauds,
     stopped_at_best,
     untuned_model,
@@ -135,28 +136,26 @@ def _train_split_frame(
     stopped = stopped_at_best(trained.early_stopped, weight, started)
     created = datetime.now(UTC)
     early = untuned_model(stopped, preprocessor, created)
-    refit_report = None
+    refit = None
     if trained.refitted is not None:
         stopped = dataclasses.replace(stopped, booster=trained.refitted,
                                       training_seconds=time.perf_counter() - started)
-        refit_report = {"rows": counts["train"]["rows"] + counts["validation"]["rows"],
-                        "frauds": counts["train"]["frauds"] + counts["validation"]["frauds"],
-                        "rounds": stopped.best_iteration + 1}
-    model = untuned_model(stopped, preprocessor, created) if refit_report else early
+        refit = refit_report(counts, stopped)
+    model = untuned_model(stopped, preprocessor, created) if refit else early
     y_valid, valid_scores, y_test, test_scores = _held_out_scores(frame, early, model)
     evidence = HeldOutEvidence(
         y_valid=y_valid, valid_scores=valid_scores, y_test=y_test, test_scores=test_scores,
         rows_per_day=daily_volume(summary["rows"], summary["first_time"], summary["last_time"]),
         split_counts=counts,
         drift_columns=_drift_sample(frame, train_rows, config.seed),
-        refitted_on_validation=refit_report is not None,
+        refitted_on_validation=refit is not None,
     )
     return complete_model(
         model, stopped, config, evidence,
         provenance_document=partitioned_provenance(summary["fingerprints"], summary["rows"], run_id=run_id),
         created=created,
         extra_training={"engine": ENGINE, "workers": trained.workers,
-                        "split_strategy": split_strategy, "refit": refit_report},
+                        "split_strategy": split_strategy, "refit": refit},
     )
 
 

@@ -227,6 +227,14 @@ def refitted(stopped: StoppedBooster, params: dict, train_and_validation: xgb.DM
                           stopped.training_seconds + time.perf_counter() - fitted_from)
 
 
+def refit_report(split_counts: dict, stopped: StoppedBooster) -> dict:
+    """The manifest's account of a refit: the train and validation rows and frauds it fitted,
+    and the rounds."""
+    fitted = (split_counts["train"], split_counts["validation"])
+    return {"rows": sum(part["rows"] for part in fitted), "frauds": sum(part["frauds"] for part in fitted),
+            "rounds": stopped.best_iteration + 1}
+
+
 def untuned_model(stopped: StoppedBooster, preprocessor: Preprocessor, created: datetime) -> FraudModel:
     """The bundle before its threshold and manifest: what held-out rows are scored with."""
     booster_bytes = bytes(stopped.booster.save_raw("ubj"))
@@ -383,32 +391,32 @@ def train_fraud_model(
         stopped, search_report = fit(config, []), None
     created = datetime.now(UTC)
     early = untuned_model(stopped, preprocessor, created)
-    refit_report = None
+    split_counts = {
+        name: {"rows": len(part), "frauds": int(part[LABEL].sum())}
+        for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
+    }
+    refit = None
     if config.refit_on_validation:
         stopped = refitted(stopped, booster_params(config, stopped.weight), xgb.QuantileDMatrix(
             np.concatenate([train_features, valid_features]), label=np.concatenate([y_train, y_valid]),
             feature_names=names, max_bin=config.max_bin))
-        refit_report = {"rows": len(y_train) + len(y_valid), "frauds": int(positives + y_valid.sum()),
-                        "rounds": stopped.best_iteration + 1}
-    model = untuned_model(stopped, preprocessor, created) if refit_report else early
+        refit = refit_report(split_counts, stopped)
+    model = untuned_model(stopped, preprocessor, created) if refit else early
     evidence = HeldOutEvidence(
         y_valid=y_valid,
         valid_scores=early.predict_proba(feature_matrix(splits.validation)),
         y_test=splits.test[LABEL].to_numpy(),
         test_scores=model.predict_proba(feature_matrix(splits.test)),
         rows_per_day=rows_per_day(splits),
-        split_counts={
-            name: {"rows": len(part), "frauds": int(part[LABEL].sum())}
-            for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
-        },
+        split_counts=split_counts,
         drift_columns={name: splits.train[name].to_numpy() for name in profile.DRIFT_FEATURES},
-        refitted_on_validation=refit_report is not None,
+        refitted_on_validation=refit is not None,
     )
     return complete_model(
         model, stopped, config, evidence,
         provenance_document=provenance((splits.train, splits.validation, splits.test), run_id=run_id),
         created=created,
-        extra_training={"refit": refit_report},
+        extra_training={"refit": refit},
         search=search_report,
         training_seconds=time.perf_counter() - started,
     )
