@@ -236,6 +236,9 @@ MAX_AUPRC_REGRESSION_DEFAULT = 0.02
 # models measure well under 0.005 at fraud rates up to 1%; one whose odds are off by the
 # class weight measures several times the limit.
 MAX_CALIBRATION_ERROR_DEFAULT = 0.01
+# Long enough for an S3 endpoint or a network blip to come back, short enough that two
+# retries (10 s, then 20 s) still finish well inside a run's schedule.
+RETRY_DELAY_DEFAULT = 10.0
 
 
 def auprc_floor() -> float:
@@ -264,6 +267,16 @@ def refit_on_validation() -> bool:
     if value not in ("on", "off"):
         raise ValueError(f"FRAUD_REFIT must be 'on' or 'off', not {value!r}")
     return value == "on"
+
+
+def retry_delay_seconds() -> float:
+    """Seconds a step waits before its first retry after a transient storage failure
+    (``FRAUD_RETRY_DELAY_SECONDS``, default 10; each later retry waits twice as long). Read
+    when the code location loads."""
+    delay = env_float("FRAUD_RETRY_DELAY_SECONDS", RETRY_DELAY_DEFAULT)
+    if delay < 0:
+        raise ValueError(f"FRAUD_RETRY_DELAY_SECONDS must be 0 or more, not {delay}")
+    return delay
 
 
 def max_calibration_error() -> float:

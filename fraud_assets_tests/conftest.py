@@ -14,10 +14,13 @@ import pytest
 # monkeypatch): MLflow tracking costs ~4 s of SQLite migrations per fresh folder and would
 # write an mlflow/ store into the working directory, and the hyperparameter search spends its
 # whole budget on every training; the refit on validation is one more fit per training. The
-# tests of each turn them on themselves.
+# tests of each turn them on themselves. Steps that fail on storage are retried at once:
+# execute_in_process ignores the executor's `retries` config, so the tests of storage outages
+# would otherwise wait out the 10 s and 20 s backoffs.
 os.environ.setdefault("FRAUD_TRACKING", "off")
 os.environ.setdefault("FRAUD_SEARCH_BUDGET_SECONDS", "0")
 os.environ.setdefault("FRAUD_REFIT", "off")
+os.environ.setdefault("FRAUD_RETRY_DELAY_SECONDS", "0")
 
 # Service fixtures that several folders share (the local S3 server).
 pytest_plugins = ["fraud_assets_tests.services.s3_server"]

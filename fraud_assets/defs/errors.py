@@ -6,11 +6,14 @@ import inspect
 
 import dagster as dg
 
+from fraud_assets import settings
 from fraud_assets.core.storage.errors import is_transient
 
 # Storage calls already retry inside the S3 client; this covers what outlives those
 # retries (an endpoint restarting, a network blip longer than a few seconds).
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+TRANSIENT_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=settings.retry_delay_seconds(), backoff=dg.Backoff.EXPONENTIAL
+)
 
 
 def permanent_failure(description: str, **metadata) -> dg.Failure:

@@ -14,8 +14,6 @@ from fraud_assets_tests.hostile_files import corpus
 
 from .conftest import DAY, run_pipeline
 
-NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
-
 
 def _day_of_hostile_files(project):
     frame = generate_transactions(600, seed=9, start_day=3, n_days=1, fraud_rate=0.02)
@@ -72,8 +70,10 @@ def test_storage_outage_fails_the_run_quarantines_nothing_and_the_rerun_complete
         return handle
 
     monkeypatch.setattr(LocalFileSystem, "_open", failing_open)
-    failed = run_pipeline(instance, job="scoring_job", run_config=NO_RETRIES)
+    # The outage outlives the step's retries (at once here: FRAUD_RETRY_DELAY_SECONDS=0).
+    failed = run_pipeline(instance, job="scoring_job")
     assert not failed.success
+    assert len([e for e in failed.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 2
     assert batch.exists()
     assert not (project / "data" / "quarantine").exists() or not os.listdir(project / "data" / "quarantine")
 
@@ -94,7 +94,7 @@ def test_entries_that_are_not_files_do_not_stop_the_day(project, instance):
         incoming / f"{DAY}_evening.csv", index=False
     )
 
-    result = run_pipeline(instance, job="scoring_job", run_config=NO_RETRIES)
+    result = run_pipeline(instance, job="scoring_job")
     assert result.success
     scored = pd.read_parquet(project / "data" / "predictions" / f"date={DAY}" / f"{DAY}_evening.parquet")
     assert len(scored) == 700

@@ -1,5 +1,9 @@
 """Only what can pass on retry is retried: a split without frauds fails at once."""
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pandas as pd
 
@@ -66,3 +70,22 @@ def test_transient_errors_are_still_retried():
     result = dg.materialize([flaky])
     assert result.success and len(attempts) == 2 and _retries(result) == 1
     assert TRANSIENT_RETRY.max_retries >= 1
+
+
+def _retry_policy_loaded_with(delay: str | None) -> subprocess.CompletedProcess:
+    # The policy is read when the code location loads: a fresh interpreter per setting.
+    env = {key: value for key, value in os.environ.items() if key != "FRAUD_RETRY_DELAY_SECONDS"}
+    if delay is not None:
+        env["FRAUD_RETRY_DELAY_SECONDS"] = delay
+    code = ("from fraud_assets.defs.errors import TRANSIENT_RETRY as p; "
+            "print(p.max_retries, p.delay, p.backoff.value)")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_the_retry_delay_comes_from_the_environment():
+    assert _retry_policy_loaded_with(None).stdout.split() == ["2", "10.0", "EXPONENTIAL"]
+    assert _retry_policy_loaded_with("2.5").stdout.split() == ["2", "2.5", "EXPONENTIAL"]
+    for bad in ("-1", "soon"):
+        refused = _retry_policy_loaded_with(bad)
+        assert refused.returncode != 0
+        assert "FRAUD_RETRY_DELAY_SECONDS must be" in refused.stderr
