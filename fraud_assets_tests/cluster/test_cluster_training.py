@@ -3,6 +3,7 @@ reading its data from the local S3 server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 
 import boto3
 import numpy as np
+import psutil
 import pytest
 from sklearn.metrics import average_precision_score
 
@@ -21,6 +23,7 @@ from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.synthetic.generate import generate_transactions
 from fraud_assets_tests.cli.test_cli import LOCAL
 from fraud_assets_tests.cluster.test_cluster_scoring import _run as _exit_code
+from fraud_assets_tests.services.dask_cluster import LocalDaskCluster
 
 pytestmark = [pytest.mark.dask, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -130,4 +133,56 @@ def test_a_worker_killed_during_training_is_survived(dask_cluster, s3_data, s3_e
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     # Trained again, whole, on the worker that was left.
     assert manifest["training"]["workers"] == 1
+    assert _held_out_ap(tmp_path / "model", held_out) > 0.8
+
+
+def _worker_pid(address: str, name: str) -> int:
+    from distributed import Client
+
+    with Client(address, timeout=60, set_as_default=False) as client:
+        (worker,) = [a for a, w in client.scheduler_info(n_workers=-1)["workers"].items() if w["name"] == name]
+        return client.run(os.getpid, workers=[worker])[worker]
+
+
+@pytest.fixture
+def impatient_cluster(tmp_path_factory, s3_endpoint):
+    # The production scheduler's worker-ttl (deployment/, docs/dask.md) shortened further, so
+    # a worker that stops answering is removed within seconds.
+    cluster = LocalDaskCluster(tmp_path_factory.mktemp("dask-ttl"), workers=2, memory_limit="1GB",
+                               worker_ttl="8s")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_a_worker_that_hangs_during_training_is_left_behind(impatient_cluster, s3_data, s3_endpoint, tmp_path,
+                                                            monkeypatch, caplog):
+    # A frozen worker process keeps its sockets open: its peer blocks inside XGBoost's
+    # collective, and without help waits out the collective's timeout (30 minutes). Its nanny
+    # still answers, so the scheduler has it restarted once the heartbeats stop.
+    data, held_out = s3_data
+    cluster = impatient_cluster
+    monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("FRAUD_DASK_SCHEDULER", cluster.address)
+    victim = psutil.Process(_worker_pid(cluster.address, "worker-0"))
+    outcome: list = []
+    run = threading.Thread(target=lambda: outcome.append(
+        _exit_code("train", "--data", data, "--output-dir", tmp_path / "model")))
+    run.start()
+    try:
+        deadline = time.monotonic() + 300
+        while (cluster.folder / "worker-0.log").read_text(errors="replace").count("got rank") == 0:
+            assert time.monotonic() < deadline and run.is_alive(), "training never reached the workers"
+            time.sleep(0.05)
+        victim.suspend()
+        # Far less than the collective's timeout: the guard against waiting it out.
+        run.join(timeout=400)
+        finished = not run.is_alive()
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            victim.kill()
+    assert finished, "the training waited on the frozen worker"
+    assert outcome == [0]
+    assert "training again on the workers that remain" in caplog.text
     assert _held_out_ap(tmp_path / "model", held_out) > 0.8

@@ -17,19 +17,23 @@ class LocalDaskCluster:
     """A scheduler without a dashboard and ``workers`` one-thread workers with a memory limit;
     started from this environment, so they see the same code and credentials."""
 
-    def __init__(self, folder: Path, *, workers: int = 2, memory_limit: str = "1GB"):
+    def __init__(self, folder: Path, *, workers: int = 2, memory_limit: str = "1GB", worker_ttl: str | None = None):
         self.folder, self.memory_limit = folder, memory_limit
         self.scheduler_file = folder / "scheduler.json"
+        # How long the scheduler waits for a silent worker's heartbeat before removing it
+        # (Dask's default: 5 minutes).
+        ttl = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": worker_ttl} if worker_ttl else {}
         self.scheduler = self._spawn("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                                                    "--no-dashboard", "--scheduler-file", str(self.scheduler_file)])
+                                                    "--no-dashboard", "--scheduler-file", str(self.scheduler_file)],
+                                     ttl)
         self.address = self._wait_for_address()
         self.workers = [self.add_worker(i) for i in range(workers)]
         self.wait_for_workers(workers)
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - kept for the process's life
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"})
+                                env={**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False", **(env or {})})
 
     def add_worker(self, number: int) -> subprocess.Popen:
         return self._spawn(f"worker-{number}", [

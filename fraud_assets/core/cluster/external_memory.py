@@ -85,11 +85,31 @@ def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preproces
             if attempt == TRAINING_ATTEMPTS:
                 raise ClusterUnavailable(f"{left}; training gave up after {attempt} attempts") from left
             log.warning("%s: training again on the workers that remain", left)
+            _restart_blocked_peers(client, left.blocked)
     raise AssertionError("unreachable")
 
 
 class _WorkerLeft(RuntimeError):
-    pass
+    def __init__(self, message: str, blocked: list[str]):
+        super().__init__(message)
+        self.blocked = blocked
+
+
+RESTART_TIMEOUT_SECONDS = 120
+
+
+def _restart_blocked_peers(client: Client, peers: list[str]) -> None:
+    # A worker that froze (rather than died) keeps its sockets open, so its peers stay blocked
+    # inside XGBoost's collective, in C++ where cancelling the task cannot reach, until the
+    # collective's timeout; each holds its thread and its matrices meanwhile. Their nannies
+    # start them afresh instead. Without a nanny the next attempt waits for that timeout.
+    if not peers:
+        return
+    log.warning("restarting %s: still blocked in the training the lost worker left", ", ".join(peers))
+    outcome = client.restart_workers(peers, timeout=RESTART_TIMEOUT_SECONDS, raise_for_error=False)
+    failed = {peer: status for peer, status in outcome.items() if status != "OK"}
+    if failed:
+        log.warning("could not restart %s; the next attempt may wait for the collective's timeout", failed)
 
 
 def _train_once(client: Client, parts: list, workers: list[str], preprocessor: Preprocessor,
@@ -134,7 +154,9 @@ def _wait_while_all_stay(client: Client, futures: list, workers: list[str]) -> N
             time.sleep(WORKER_CHECK_SECONDS)
         gone = set(workers) - set(client.scheduler_info(n_workers=-1)["workers"])
         if gone:
-            raise _WorkerLeft(f"worker {', '.join(sorted(gone))} left the cluster during training")
+            blocked = [address for address, future in zip(workers, futures, strict=True)
+                       if address not in gone and not future.done()]
+            raise _WorkerLeft(f"worker {', '.join(sorted(gone))} left the cluster during training", blocked)
         if failed or all(future.done() for future in futures):
             return
 
