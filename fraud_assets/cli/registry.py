@@ -65,7 +65,7 @@ def sync_aliases() -> None:
     if not aliases:
         click.echo(f"no tracked model in {tracker.uri}: no aliases to set")
     for alias, number in aliases.items():
-        click.echo(f"{alias}: {'version ' + number if number else 'removed'}")
+        click.echo(f"{alias}: {f'version {number}' if number else 'removed'}")
 
 
 @model_group.command("backup")

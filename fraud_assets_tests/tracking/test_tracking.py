@@ -116,6 +116,21 @@ def test_cli_promote_moves_the_champion_alias(tracked_home, trained_model):
         assert aliases()["champion"] == expected
 
 
+def test_cli_sync_aliases_reports_what_it_set(tracked_home, trained_model, capsys):
+    from fraud_assets.cli.main import main
+
+    registry = registry_in(tracked_home)
+    model = model_copy(trained_model, "20250101T000000Z-one")
+    version = settings.tracker().track_training(model, lambda: registry.save(model))
+    registry.promote(version, reason="first")
+    capsys.readouterr()
+    main(["model", "sync-aliases"])
+    run_id = registry.manifest(version)["tracking"]["run_id"]
+    expected = client().search_model_versions(f"run_id = '{run_id}'")[0].version
+    assert capsys.readouterr().out.splitlines() == [f"champion: version {expected}", "challenger: removed"]
+    assert aliases() == {"champion": expected}
+
+
 def test_unreachable_tracking_loses_no_model_and_blocks_no_promotion(tmp_path, trained_model, caplog, monkeypatch):
     import socket
 

@@ -194,7 +194,8 @@ class Tracker:
         if not run_id:
             return None
         found = client.search_model_versions(f"name = '{self.model_name}' and run_id = '{run_id}'")
-        return found[0].version if found else None
+        # MLflow's clients disagree on the type (int from some stores, str from others).
+        return str(found[0].version) if found else None
 
     def pointer_follower(self) -> Callable[[ModelRegistry], None]:
         """For ``ModelRegistry(on_pointer_change=...)``: aliases follow, failures only warn."""
