@@ -14,6 +14,7 @@ from fraud_assets.cli.paths import LOCAL_FS, input_tables, load_model_dir, outpu
 from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.data.features import Preprocessor
 from fraud_assets.core.data.inputs import TableSet, distinct_output_names
+from fraud_assets.core.data.schema import DataValidationError
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.scoring import score_file
 from fraud_assets.core.storage.locations import remove_abandoned_temporaries, write_json_atomic
@@ -49,6 +50,10 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
         _score_many(model, tables, names, output_path, chunk_rows)
         return
     output = os.path.abspath(output_path)
+    if not tables.is_remote and os.path.realpath(output) == os.path.realpath(tables.paths[0]):
+        # The atomic rename would put the predictions in the transactions' place.
+        raise click.BadParameter(f"{output_path} is the input: its predictions would replace it; "
+                                 "choose another file", param_hint="--output")
     started = time.time()
     total = None if tables.is_remote else known_rows(tables.paths[0])
     with Progress(f"scoring {input_path}", total=total) as progress:
@@ -84,10 +89,15 @@ def _output_names(tables: TableSet, output_path: str) -> list[str]:
 
 def _score_many(model, tables: TableSet, names: list[str], output_dir: str, chunk_rows: int) -> None:
     """One predictions file per input, named and formatted as the input, and one
-    inference_stats.json listing them; across the Dask cluster when one is configured."""
+    inference_stats.json listing them; across the Dask cluster when one is configured.
+
+    A file that breaks the schema is refused without stopping the others, whatever their
+    order: the stats list it with the reason, and the command exits 2 naming it."""
     directory = os.path.abspath(output_dir)
     os.makedirs(directory, exist_ok=True)
     outputs = [os.path.join(directory, name) for name in names]
+    stats_path = os.path.join(directory, "inference_stats.json")
+    started = time.time()
     scheduler = settings.dask_scheduler()
     if scheduler:
         from fraud_assets.core.cluster.client import cluster_client
@@ -97,7 +107,8 @@ def _score_many(model, tables: TableSet, names: list[str], output_dir: str, chun
             results = score_files_on_cluster(client, model, tables, outputs, chunk_rows=chunk_rows)
         # Workers write the outputs where they run: a folder this host does not share with
         # them leaves the predictions on their disks.
-        missing = [output for output in outputs if not os.path.exists(output)]
+        missing = [output for output, outcome in zip(outputs, results, strict=True)
+                   if not isinstance(outcome, DataValidationError) and not os.path.exists(output)]
         if missing:
             raise click.ClickException(
                 f"the Dask workers wrote {len(missing)} of {len(outputs)} outputs where this host "
@@ -107,12 +118,25 @@ def _score_many(model, tables: TableSet, names: list[str], output_dir: str, chun
         results = []
         with Progress(f"scoring {len(outputs)} files of {tables.spec}") as progress:
             for path, output in zip(tables.paths, outputs, strict=True):
-                results.append(score_file(model, path, output, input_fs=tables.fs, chunk_rows=chunk_rows,
-                                          source=tables.url(path), on_rows=progress.add))
+                try:
+                    results.append(score_file(model, path, output, input_fs=tables.fs, chunk_rows=chunk_rows,
+                                              source=tables.url(path), on_rows=progress.add))
+                except DataValidationError as error:
+                    results.append(error)
     files = [
-        {**stats.to_dict(), "input": tables.url(path), "output": output}
-        for path, output, stats in zip(tables.paths, outputs, results, strict=True)
+        {"input": tables.url(path), "refused": str(outcome)} if isinstance(outcome, DataValidationError)
+        else {**outcome.to_dict(), "input": tables.url(path), "output": output}
+        for path, output, outcome in zip(tables.paths, outputs, results, strict=True)
     ]
-    write_json_atomic(LOCAL_FS, os.path.join(directory, "inference_stats.json"), {"files": files})
+    write_json_atomic(LOCAL_FS, stats_path, {"files": files})
+    # A SIGKILL skips the cleanup of atomic writes: a re-run leaves no debris of the killed one.
+    for path in (*outputs, stats_path):
+        remove_abandoned_temporaries(LOCAL_FS, path, started)
     for entry in files:
         click.echo(json.dumps(entry))
+    refused = [outcome for outcome in results if isinstance(outcome, DataValidationError)]
+    if refused:
+        scored = len(results) - len(refused)
+        more = f" (and {len(refused) - 1} more file(s) refused)" if len(refused) > 1 else ""
+        raise DataValidationError(refused[0].source, [
+            *refused[0].problems, f"{scored} of {len(results)} file(s) scored{more}; see {stats_path}"])

@@ -153,3 +153,53 @@ def test_an_unreachable_scheduler_is_one_line_not_a_traceback(capsys, tmp_path, 
                          "--output", tmp_path / "scored")
     assert code == 1 and "no Dask scheduler answers at tcp://127.0.0.1:9" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("bad_name", ["a_first.csv", "z_last.csv"])
+def test_a_refused_file_among_many_stops_none_of_the_others(capsys, tmp_path, model_dir, batch_frame, bad_name):
+    inputs = tmp_path / "incoming"
+    inputs.mkdir()
+    write_ulb_csv(batch_frame.iloc[:400], inputs / "good-1.csv")
+    batch_frame.iloc[400:900].reset_index(drop=True).to_parquet(inputs / "good-2.parquet")
+    bad = batch_frame.iloc[900:1200].reset_index(drop=True)
+    bad.loc[11, "V3"] = None
+    write_ulb_csv(bad, inputs / bad_name)
+    code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", inputs,
+                         "--output", tmp_path / "scored")
+    # Whatever the order: the good files are scored, the bad one is named with its row and column.
+    assert code == 2
+    assert bad_name in err and "'V3'" in err and "data row 12" in err and "2 of 3 file(s) scored" in err
+    assert len(pd.read_csv(tmp_path / "scored" / "good-1.csv")) == 400
+    assert len(pd.read_parquet(tmp_path / "scored" / "good-2.parquet")) == 500
+    assert not (tmp_path / "scored" / bad_name).exists()
+    stats = {entry["input"].rsplit("/", 1)[-1]: entry
+             for entry in json.loads((tmp_path / "scored" / "inference_stats.json").read_text())["files"]}
+    assert stats["good-1.csv"]["rows"] == 400 and "'V3'" in stats[bad_name]["refused"]
+
+
+def test_a_killed_folder_runs_temporaries_are_removed_by_the_next_run(capsys, tmp_path, model_dir, batch_frame):
+    import os
+    import time
+
+    inputs = tmp_path / "incoming"
+    write_ulb_csv(batch_frame.iloc[:300], inputs / "a.csv")
+    write_ulb_csv(batch_frame.iloc[300:600], inputs / "b.csv")
+    scored = tmp_path / "scored"
+    scored.mkdir()
+    leftovers = [scored / ".a.csv.tmp-0123456789ab", scored / ".inference_stats.json.tmp-0123456789ab"]
+    for leftover in leftovers:
+        leftover.write_text("a killed run's half-written file")
+        os.utime(leftover, (time.time() - 60, time.time() - 60))
+    code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", inputs, "--output", scored)
+    assert code == 0, err
+    assert sorted(path.name for path in scored.iterdir()) == ["a.csv", "b.csv", "inference_stats.json"]
+
+
+def test_scoring_a_file_onto_itself_is_refused_and_the_file_stays(capsys, tmp_path, model_dir, batch_frame):
+    batch = write_ulb_csv(batch_frame.iloc[:300], tmp_path / "batch.csv")
+    (tmp_path / "link.csv").symlink_to(batch)
+    before = batch.read_bytes()
+    for output in (batch, tmp_path / "link.csv"):
+        code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", batch, "--output", output)
+        assert code == 2 and "is the input" in err
+    assert batch.read_bytes() == before and (tmp_path / "link.csv").is_symlink()

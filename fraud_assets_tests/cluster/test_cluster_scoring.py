@@ -98,3 +98,22 @@ def test_a_worker_killed_mid_run_is_survived(on_cluster, dask_cluster, model_dir
         assert leftovers == [] or all(".tmp-" in name for name in leftovers)
     finally:
         dask_cluster.workers[0] = dask_cluster.add_worker(0)
+
+
+def test_a_refused_file_on_the_cluster_leaves_the_others_scored(on_cluster, model_dir, s3_endpoint, tmp_path,
+                                                                capsys):
+    import json
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket=f"{BUCKET}-mixed")
+    frame = generate_transactions(3_000, seed=7, labels=False, start_day=2, n_days=1)
+    s3.put_object(Bucket=f"{BUCKET}-mixed", Key="mixed/good.csv", Body=frame.to_csv(index=False).encode())
+    s3.put_object(Bucket=f"{BUCKET}-mixed", Key="mixed/bad.csv",
+                  Body=frame.drop(columns=["V7"]).to_csv(index=False).encode())
+    assert _run("score", "--model-dir", model_dir, "--input", f"s3://{BUCKET}-mixed/mixed/",
+                "--output", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert f"s3://{BUCKET}-mixed/mixed/bad.csv" in err and "V7" in err and "1 of 2 file(s) scored" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.csv", "inference_stats.json"]
+    refused = json.loads((tmp_path / "inference_stats.json").read_text())["files"]
+    assert [sorted(entry) for entry in refused if "refused" in entry] == [["input", "refused"]]

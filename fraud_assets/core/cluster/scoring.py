@@ -8,9 +8,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import fsspec
-from distributed import Client, as_completed
+from distributed import Client, as_completed, wait
 
 from fraud_assets.core.data.inputs import TableSet
+from fraud_assets.core.data.schema import DataValidationError
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.file_outcomes import FileOutcome, score_or_reject
@@ -36,14 +37,22 @@ def score_files_on_cluster(
     *,
     output_options: dict | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> list[ScoringStats]:
-    """Stats per input, in input order; the first bad file's DataValidationError is raised."""
+) -> list[ScoringStats | DataValidationError]:
+    """Per input, in input order: its stats, or the DataValidationError that refused it (the
+    other files are scored all the same); any other failure is raised."""
     shared = client.scatter(portable_model(model), broadcast=True)
     futures = client.map(
         _score_one, tables.urls, outputs, model=shared, input_options=tables.storage_options,
         output_options=output_options or {}, chunk_rows=chunk_rows, pure=False, retries=ALLOWED_RETRIES,
     )
-    return client.gather(futures)
+    wait(futures)
+    outcomes: list[ScoringStats | DataValidationError] = []
+    for future in futures:
+        error = future.exception() if future.status == "error" else None
+        if error is not None and not isinstance(error, DataValidationError):
+            raise error
+        outcomes.append(error or future.result())
+    return outcomes
 
 
 def _score_one(url: str, output: str, *, model: FraudModel, input_options: dict, output_options: dict,
