@@ -81,9 +81,10 @@ def stats_name(batch_path: str) -> str:
     return f"{batch_stem(batch_path)}.stats.json"
 
 
-def move_to(data: Location, path: str, prefix: str) -> str:
-    """Move a batch file into ``prefix`` (e.g. processed/) and return its new path."""
-    target = data.path(prefix, posixpath.basename(path))
+def move_to(data: Location, path: str, prefix: str, name: str | None = None) -> str:
+    """Move a batch file into ``prefix`` (e.g. processed/), under its own name unless given
+    another, and return its new path."""
+    target = data.path(prefix, name or posixpath.basename(path))
     if path == target:
         return path
     if isinstance(data.fs, LocalFileSystem):
@@ -95,15 +96,27 @@ def move_to(data: Location, path: str, prefix: str) -> str:
 def quarantine(data: Location, path: str, quarantine_prefix: str, reason: str) -> str:
     """Move a rejected batch file aside with a reason object beside it; return its new path.
 
-    The file is kept, not deleted: someone has to look at it, fix it and put it back.
+    The file is kept, not deleted: someone has to look at it, fix it and put it back. A file
+    of the same name quarantined before stays too: this one takes the next free name
+    (``day_name~2.csv``).
     """
-    name = posixpath.basename(path)
-    target = data.path(quarantine_prefix, name)
     with storage_operation(f"quarantining {data.display(path)}"):
+        name = _free_name(data, quarantine_prefix, posixpath.basename(path))
         write_json_atomic(
             data.fs,
-            target + ".reason.json",
+            data.path(quarantine_prefix, name) + ".reason.json",
             {"file": name, "source": data.display(path), "reason": reason,
              "quarantined_at": datetime.now(UTC).isoformat()},
         )
-        return move_to(data, path, quarantine_prefix)
+        return move_to(data, path, quarantine_prefix, name)
+
+
+def _free_name(data: Location, prefix: str, name: str) -> str:
+    # Only a file makes a name taken: a reason without its file is this same file's
+    # quarantine, interrupted before the move, and is written again.
+    root, dot, extension = name.partition(".")
+    candidate, number = name, 1
+    while data.fs.exists(data.path(prefix, candidate)):
+        number += 1
+        candidate = f"{root}~{number}{dot}{extension}"
+    return candidate

@@ -179,6 +179,22 @@ def test_bad_batch_file_is_quarantined_and_the_rest_scored(project, instance):
     assert len(scored) == 3_000
 
 
+def test_a_second_bad_file_of_the_same_name_keeps_the_first_in_quarantine(project, instance):
+    quarantine = project / "data" / "quarantine"
+    bad = project / "data" / "incoming" / f"{DAY}_broken.csv"
+    bad.write_text("Time,V1\n1,2\n")
+    assert run_pipeline(instance).success
+    bad.write_text("not,a,transactions,file\n")
+    assert run_pipeline(instance, job="scoring_job").success
+    assert not bad.exists()
+    assert (quarantine / bad.name).read_text() == "Time,V1\n1,2\n"
+    assert (quarantine / f"{DAY}_broken~2.csv").read_text() == "not,a,transactions,file\n"
+    second = json.loads((quarantine / f"{DAY}_broken~2.csv.reason.json").read_text())
+    assert second["file"] == f"{DAY}_broken~2.csv" and second["source"].endswith(f"incoming/{bad.name}")
+    first = json.loads((quarantine / f"{bad.name}.reason.json").read_text())
+    assert first["file"] == bad.name and "missing column" in first["reason"]
+
+
 def test_drifted_day_fails_the_drift_check(project, instance):
     (project / "data" / "incoming" / f"{DAY}_morning.csv").unlink()
     write_batch(project, f"{DAY}_drifted.parquet", drift=1.0)
