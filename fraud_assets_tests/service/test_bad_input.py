@@ -64,6 +64,11 @@ CASES = [
     ("negative-amount", lambda t: _row(t, Amount=-1.0), 422, "validation", [["Amount"]]),
     ("bad-id", lambda t: _row(t, transaction_id=[1]), 422, "validation", [["transaction_id"]]),
     ("blank-id", lambda t: _row(t, transaction_id="  "), 422, "validation", [["transaction_id"]]),
+    # Which V1 would be scored? Either order is refused (the parsers keep the last).
+    ("repeated-field", lambda t: _literal(t, "V1", '2, "V1": 1e308'), 422, "validation", [["V1"]]),
+    ("repeated-field-last-valid", lambda t: _literal(t, "V1", '1e308, "V1": 2'), 422, "validation", [["V1"]]),
+    ("repeated-in-items", lambda t: json.dumps([t[0], t[1]]).encode().replace(b'"V2"', b'"V2": 0, "V2"'),
+     422, "validation", [[0, "V2"], [1, "V2"]]),
     ("empty-list", lambda t: [], 422, "validation", [[]]),
     ("non-object-item", lambda t: [t[0], 7], 422, "validation", [[1]]),
     (
@@ -95,6 +100,12 @@ def test_bad_input_is_a_4xx_naming_the_fields(
     after = _errors_by_kind(client)
     assert after[kind] == before[kind] + 1
     assert after["internal"] == before["internal"] == 0
+
+
+def test_an_id_spelling_a_field_name_is_not_a_repeated_field(client, transactions):
+    row = _row(transactions, transaction_id="V1")
+    response = client.post("/predict", json=row)
+    assert response.status_code == 200, response.text
 
 
 def test_streamed_body_over_the_limit_is_413(client):
