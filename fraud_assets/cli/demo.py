@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +16,8 @@ from fraud_assets import settings
 from fraud_assets.core.data.tables import write_table
 
 DAGSTER_HOME_DIR = ".dagster_home"
+# A checkout: the package's parent holds the local instance's dagster.yaml.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRAINING_DAYS = 2
 
 
@@ -88,8 +93,10 @@ def demo_command(rows, batch_rows, days, drift, seed):
         os.environ.setdefault(name, value)
     click.echo("settings: " + ", ".join(f"{name}={os.environ[name]}" for name in DEMO_SETTINGS))
     root = settings.local_root()
+    started_in = Path.cwd()
     # A FRAUD_LOCAL_DIR that does not exist yet is where the user wants the demo's files.
     root.mkdir(parents=True, exist_ok=True)
+    _copy_instance_files(root)
     # dagster.yaml keeps its storage paths relative to the project folder.
     os.chdir(root)
     dates = ensure_demo_data(root, rows=rows, batch_rows=batch_rows, days=days, drift=drift, seed=seed)
@@ -114,5 +121,21 @@ def demo_command(rows, batch_rows, days, drift, seed):
         click.echo(line)
     registry = storage.registry()
     click.echo(f"production   {registry.production_version()}")
-    click.echo(f"took {time.perf_counter() - started:.1f}s; browse it with: "
-               'DAGSTER_HOME="$PWD" .venv/bin/dg dev')
+    click.echo(f"took {time.perf_counter() - started:.1f}s; browse it with: {_browse_command(root, started_in)}")
+
+
+def _copy_instance_files(root: Path) -> None:
+    # A FRAUD_LOCAL_DIR outside the checkout gets the checkout's instance settings (the run
+    # launcher, one run per day), so the demo's runs there behave as they do here and the UI
+    # started there reads them.
+    source = PROJECT_ROOT / "dagster.yaml"
+    if source.is_file() and not (root / "dagster.yaml").exists():
+        shutil.copyfile(source, root / "dagster.yaml")
+
+
+def _browse_command(root: Path, started_in: Path) -> str:
+    if root.resolve() == started_in.resolve() and (root / "pyproject.toml").is_file():
+        return 'DAGSTER_HOME="$PWD" .venv/bin/dg dev'
+    dagster = Path(sys.executable).with_name("dagster")
+    return (f'cd {shlex.quote(str(root))} && DAGSTER_HOME="$PWD" {shlex.quote(str(dagster))} dev '
+            "-m fraud_assets.definitions")

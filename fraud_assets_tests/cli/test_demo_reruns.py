@@ -44,3 +44,6 @@ def test_the_demo_creates_a_local_folder_that_does_not_exist_yet(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (local / "models").is_dir() and (local / "data" / "incoming").is_dir()
+    # The checkout's instance settings, and a way to the UI that reads this instance.
+    assert (local / "dagster.yaml").read_text() == (REPO / "dagster.yaml").read_text()
+    assert f'cd {local} && DAGSTER_HOME="$PWD" ' in done.stdout and "dev -m fraud_assets.definitions" in done.stdout
