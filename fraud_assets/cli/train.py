@@ -49,6 +49,7 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     from fraud_assets.core.model.training import TrainingConfig
     from fraud_assets.core.storage.locations import write_json_atomic
 
+    _refuse_threshold_options_without_tuning(optimize_threshold)
     tables = input_tables(data_path, "--data")
     if optimize_threshold:
         policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
@@ -116,3 +117,17 @@ def _train_on_cluster(scheduler, tables, config, split_strategy):
     with cluster_client(scheduler) as client:
         click.echo(f"training on the Dask cluster at {scheduler}", err=True)
         return train_on_cluster(client, tables, config, split_strategy=split_strategy)
+
+
+def _refuse_threshold_options_without_tuning(optimize_threshold: bool) -> None:
+    # Without --optimize-threshold the threshold is 0.5 whatever the policy says: a strategy
+    # or a cost given alone would be silently ignored.
+    if optimize_threshold:
+        return
+    context = click.get_current_context()
+    given = [f"--{name.replace('_', '-')}" for name in
+             ("threshold_strategy", "missed_fraud_cost", "false_alert_cost", "alerts_per_day")
+             if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} only apply with --optimize-threshold; add it, or "
+                               "leave them out to keep the fixed 0.5 threshold")

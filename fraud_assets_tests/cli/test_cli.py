@@ -198,6 +198,13 @@ def test_optimize_threshold_moves_it_from_one_half(tuned_model_dir, fixed_model_
     assert FraudModel.load(LOCAL, str(tuned_model_dir)).threshold == threshold["threshold"]
 
 
+@pytest.mark.parametrize("option", [("--threshold-strategy", "min_cost"), ("--alerts-per-day", "20")])
+def test_threshold_options_without_tuning_are_refused_not_ignored(capsys, train_csv, tmp_path, option):
+    code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m", *option)
+    assert code == 2 and f"{option[0]} only apply with --optimize-threshold" in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_train_alert_budget_policy(capsys, train_csv, tmp_path):
     code, out, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m",
                            "--optimize-threshold", "--threshold-strategy", "alert_budget",
