@@ -82,9 +82,15 @@ def backup() -> None:
 def restore(versions: tuple[str, ...]) -> None:
     """Copy models (and, for a full restore, the pointers) back from the backup location."""
     storage = _storage()
-    source = ModelRegistry(storage.backup())
+    source, target = ModelRegistry(storage.backup()), storage.registry()
+    before = {"production": target.production_version(), "challenger": target.challenger_version()}
     try:
-        copied = source.copy_to(storage.registry(), list(versions) or None)
+        copied = source.copy_to(target, list(versions) or None)
     except UnknownModelVersion as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"restored {len(copied)} version(s) from {source.location.url_of()}")
+    # A full restore brings the backup's pointers back: say what now serves.
+    after = {"production": target.production_version(), "challenger": target.challenger_version()}
+    for role, version in after.items():
+        if version != before[role]:
+            click.echo(f"{role}: {before[role] or 'none'} -> {version or 'none'}")

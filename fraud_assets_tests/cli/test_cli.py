@@ -511,6 +511,7 @@ def test_backup_and_restore(capsys, local_registry, tmp_path):
     assert local_registry.version_ids() == [V1] and local_registry.production_version() is None
     code, out, _ = fraud(capsys, "model", "restore")
     assert code == 0 and out.startswith("restored 1 version(s)")  # V1 is skipped
+    assert f"production: none -> {V2}" in out  # the pointer came back too: said, not silent
     assert local_registry.version_ids() == [V1, V2]
     assert local_registry.production_version() == V2
 
