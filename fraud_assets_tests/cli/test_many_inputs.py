@@ -203,3 +203,17 @@ def test_scoring_a_file_onto_itself_is_refused_and_the_file_stays(capsys, tmp_pa
         code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", batch, "--output", output)
         assert code == 2 and "is the input" in err
     assert batch.read_bytes() == before and (tmp_path / "link.csv").is_symlink()
+
+
+def test_a_folder_counts_a_symlinked_file_as_a_glob_does(capsys, tmp_path, model_dir, batch_frame):
+    elsewhere = write_ulb_csv(batch_frame.iloc[:300], tmp_path / "elsewhere.csv")
+    inputs = tmp_path / "incoming"
+    inputs.mkdir()
+    (inputs / "linked.csv").symlink_to(elsewhere)
+    (inputs / "dangling.csv").symlink_to(tmp_path / "gone.csv")
+    for spelling, out in ((inputs, "by-folder"), (f"{inputs}/*.csv", "by-glob")):
+        code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", spelling,
+                             "--output", tmp_path / out)
+        assert code == 0, err
+        assert sorted(p.name for p in (tmp_path / out).iterdir()) == ["inference_stats.json", "linked.csv"]
+

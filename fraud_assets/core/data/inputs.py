@@ -67,9 +67,12 @@ def resolve_tables(spec: str, storage_options: dict[str, Any] | None = None) -> 
     if is_pattern(spec):
         paths = sorted(found for found in fs.glob(path) if is_table_file(found) and fs.isfile(found))
     elif fs.isdir(path):
+        # fsspec lists a local symlink as "other": it counts when it leads to a file, as a
+        # glob over the same folder counts it.
         paths = sorted(
             entry["name"] for entry in fs.ls(path, detail=True)
-            if entry.get("type") == "file" and is_table_file(entry["name"])
+            if is_table_file(entry["name"])
+            and (entry.get("type") == "file" or (entry.get("islink") and fs.isfile(entry["name"])))
         )
     elif fs.isfile(path):
         table_format(path)  # a single file must say what it is by its extension
