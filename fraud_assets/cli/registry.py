@@ -20,7 +20,7 @@ def _storage():
 
 @click.group("model")
 def model_group() -> None:
-    """Model registry: list, promote or roll back, back up and restore."""
+    """Model registry: list, add, promote or roll back, back up and restore."""
 
 
 @model_group.command("list")
@@ -38,6 +38,27 @@ def list_models(as_json: bool) -> None:
         auprc = f"{row['test_auprc']:.4f}" if row["test_auprc"] is not None else "-"
         mark = "*" if row["production"] else "~" if row.get("challenger") else " "
         click.echo(f"{mark} {row['version']}  test_auprc={auprc}  created={row['created_at']}")
+
+
+@model_group.command("add")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+def add(model_dir: str) -> None:
+    """Put a model folder from `fraud train` into the registry under its own version; then
+    `fraud model promote VERSION` serves it."""
+    from fraud_assets.cli.paths import load_model_dir
+
+    try:
+        model = load_model_dir(model_dir)
+    except click.BadParameter as error:
+        error.param_hint = "MODEL_DIR"
+        raise
+    registry = _storage().registry()
+    if model.version in registry.version_ids():
+        click.echo(f"{model.version} is already in {registry.location.url_of()}: nothing added")
+        return
+    registry.save(model)
+    click.echo(f"added {model.version} to {registry.location.url_of()}; serve it with "
+               f"`fraud model promote {model.version}`")
 
 
 @model_group.command("promote")

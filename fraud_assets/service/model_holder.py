@@ -65,8 +65,8 @@ class ModelHolder:
             model = registry.load_production()
             if model is None:
                 raise NoProductionModel(
-                    f"no production model in {registry.location.url_of()}: train one and "
-                    "promote it (`fraud model promote VERSION`)"
+                    f"no production model in {registry.location.url_of()}: train one, add it "
+                    "(`fraud model add DIR`) and promote it (`fraud model promote VERSION`)"
                 )
         self._current = ServingModel.wrap(model)
         self.reload_failures = 0

@@ -497,6 +497,24 @@ def test_promote_then_rollback_changes_production(capsys, local_registry):
     assert f"* {V1}" in out and f"  {V2}" in out
 
 
+def test_a_trained_folder_is_added_once_then_promoted_and_served_from_the_registry(
+        capsys, tmp_path, monkeypatch, fixed_model_dir):
+    monkeypatch.setenv("FRAUD_LOCAL_DIR", str(tmp_path))
+    monkeypatch.setenv("FRAUD_ENV", "local")
+    version = json.loads((fixed_model_dir / "manifest.json").read_text())["version"]
+    code, out, err = fraud(capsys, "model", "add", fixed_model_dir)
+    assert code == 0 and out.startswith(f"added {version}"), err
+    code, out, _ = fraud(capsys, "model", "add", fixed_model_dir)
+    assert code == 0 and "already in" in out and "nothing added" in out
+    assert fraud(capsys, "model", "promote", version)[0] == 0
+    registry = ModelRegistry(Location(str(tmp_path / "models")))
+    assert registry.version_ids() == [version] and registry.production_version() == version
+    served = registry.load_production()
+    assert served.booster_bytes == FraudModel.load(LOCAL, str(fixed_model_dir)).booster_bytes
+    code, _, err = fraud(capsys, "model", "add", tmp_path)
+    assert code == 2 and "holds no model" in err
+
+
 def test_backup_and_restore(capsys, local_registry, tmp_path):
     assert fraud(capsys, "model", "promote", V2)[0] == 0
     code, out, _ = fraud(capsys, "model", "backup")
