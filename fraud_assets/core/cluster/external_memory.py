@@ -82,10 +82,12 @@ def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preproces
             early_stopped, refitted = _train_once(client, parts, workers, preprocessor, boosting)
             return StreamedTraining(early_stopped, refitted, len(workers))
         except _WorkerLeft as left:
+            # Even when giving up: blocked peers would hold their threads and matrices until
+            # the collective's timeout.
+            _restart_blocked_peers(client, left.blocked)
             if attempt == TRAINING_ATTEMPTS:
                 raise ClusterUnavailable(f"{left}; training gave up after {attempt} attempts") from left
             log.warning("%s: training again on the workers that remain", left)
-            _restart_blocked_peers(client, left.blocked)
     raise AssertionError("unreachable")
 
 
@@ -103,13 +105,23 @@ def _restart_blocked_peers(client: Client, peers: list[str]) -> None:
     # inside XGBoost's collective, in C++ where cancelling the task cannot reach, until the
     # collective's timeout; each holds its thread and its matrices meanwhile. Their nannies
     # start them afresh instead. Without a nanny the next attempt waits for that timeout.
-    if not peers:
+    known = client.scheduler_info(n_workers=-1)["workers"]
+    restartable = [peer for peer in peers if known.get(peer, {}).get("nanny")]
+    if set(peers) - set(restartable):
+        log.warning("cannot restart %s (gone, or no nanny): the next attempt may wait for the "
+                    "collective's timeout", ", ".join(sorted(set(peers) - set(restartable))))
+    if not restartable:
         return
-    log.warning("restarting %s: still blocked in the training the lost worker left", ", ".join(peers))
-    outcome = client.restart_workers(peers, timeout=RESTART_TIMEOUT_SECONDS, raise_for_error=False)
+    log.warning("restarting %s: still blocked in the training the lost worker left", ", ".join(restartable))
+    try:
+        outcome = client.restart_workers(restartable, timeout=RESTART_TIMEOUT_SECONDS, raise_for_error=False)
+    except Exception as error:  # a peer that left meanwhile, a nanny that stopped answering
+        log.warning("restarting %s failed (%s): the next attempt may wait for the collective's timeout",
+                    ", ".join(restartable), error)
+        return
     failed = {peer: status for peer, status in outcome.items() if status != "OK"}
     if failed:
-        log.warning("could not restart %s; the next attempt may wait for the collective's timeout", failed)
+        log.warning("could not restart %s: the next attempt may wait for the collective's timeout", failed)
 
 
 def _train_once(client: Client, parts: list, workers: list[str], preprocessor: Preprocessor,
