@@ -50,7 +50,8 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
         _score_many(model, tables, names, output_path, chunk_rows)
         return
     output = os.path.abspath(output_path)
-    if not tables.is_remote and os.path.realpath(output) == os.path.realpath(tables.paths[0]):
+    if not tables.is_remote and {os.path.realpath(output), output} & {os.path.realpath(tables.paths[0]),
+                                                                       os.path.abspath(tables.paths[0])}:
         # The atomic rename would put the predictions in the transactions' place.
         raise click.BadParameter(f"{output_path} is the input: its predictions would replace it; "
                                  "choose another file", param_hint="--output")
@@ -62,8 +63,8 @@ def score_command(model_dir, input_path, output_path, preprocessing, chunk_rows)
     stats_path = os.path.join(os.path.dirname(output), "inference_stats.json")
     write_json_atomic(LOCAL_FS, stats_path, {**stats.to_dict(), "input": input_path, "output": output_path})
     # A SIGKILL skips the cleanup of atomic writes: a re-run leaves no debris of the killed one.
-    for path in (output, stats_path):
-        remove_abandoned_temporaries(LOCAL_FS, path, started)
+    remove_abandoned_temporaries(LOCAL_FS, os.path.dirname(output), started,
+                                 names=[os.path.basename(output), os.path.basename(stats_path)])
     click.echo(json.dumps(stats.to_dict()))
 
 
@@ -77,9 +78,11 @@ def _output_names(tables: TableSet, output_path: str) -> list[str]:
         raise click.BadParameter(str(error), param_hint="--input") from error
     if not tables.is_remote:
         # The atomic rename would put each input's predictions in its place.
-        directory = os.path.realpath(output_path)
-        inputs = {os.path.realpath(path) for path in tables.paths}
-        clobbered = [name for name in names if os.path.join(directory, name) in inputs]
+        # Compared as given and resolved: a symlinked input is replaced where it is listed.
+        inputs = {spelled(path) for path in tables.paths for spelled in (os.path.abspath, os.path.realpath)}
+        clobbered = [name for name in names
+                     if {os.path.join(spelled(output_path), name) for spelled in (os.path.abspath, os.path.realpath)}
+                     & inputs]
         if clobbered:
             raise click.BadParameter(
                 f"{output_path} holds the inputs ({', '.join(clobbered[:3])}): their predictions "
@@ -130,8 +133,7 @@ def _score_many(model, tables: TableSet, names: list[str], output_dir: str, chun
     ]
     write_json_atomic(LOCAL_FS, stats_path, {"files": files})
     # A SIGKILL skips the cleanup of atomic writes: a re-run leaves no debris of the killed one.
-    for path in (*outputs, stats_path):
-        remove_abandoned_temporaries(LOCAL_FS, path, started)
+    remove_abandoned_temporaries(LOCAL_FS, directory, started, names=[*names, "inference_stats.json"])
     for entry in files:
         click.echo(json.dumps(entry))
     refused = [outcome for outcome in results if isinstance(outcome, DataValidationError)]

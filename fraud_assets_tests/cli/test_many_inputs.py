@@ -216,4 +216,7 @@ def test_a_folder_counts_a_symlinked_file_as_a_glob_does(capsys, tmp_path, model
                              "--output", tmp_path / out)
         assert code == 0, err
         assert sorted(p.name for p in (tmp_path / out).iterdir()) == ["inference_stats.json", "linked.csv"]
+    # Into its own folder: the link would be replaced by predictions.
+    code, _, err = fraud(capsys, "score", "--model-dir", model_dir, "--input", inputs, "--output", inputs)
+    assert code == 2 and "would replace them" in err and (inputs / "linked.csv").is_symlink()
 

@@ -46,21 +46,19 @@ def score_files_on_cluster(
         output_options=output_options or {}, chunk_rows=chunk_rows, pure=False, retries=ALLOWED_RETRIES,
     )
     wait(futures)
-    outcomes: list[ScoringStats | DataValidationError] = []
-    for future in futures:
-        error = future.exception() if future.status == "error" else None
-        if error is not None and not isinstance(error, DataValidationError):
-            raise error
-        outcomes.append(error or future.result())
-    return outcomes
+    return [future.result() for future in futures]  # the first other failure is raised
 
 
 def _score_one(url: str, output: str, *, model: FraudModel, input_options: dict, output_options: dict,
-               chunk_rows: int) -> ScoringStats:
+               chunk_rows: int) -> ScoringStats | DataValidationError:
     input_fs, input_path = fsspec.core.url_to_fs(url, **input_options)
     output_fs, output_path = fsspec.core.url_to_fs(output, **output_options)
-    return score_file(model, input_path, output_path, input_fs=input_fs, output_fs=output_fs,
-                      chunk_rows=chunk_rows, source=url)
+    try:
+        return score_file(model, input_path, output_path, input_fs=input_fs, output_fs=output_fs,
+                          chunk_rows=chunk_rows, source=url)
+    except DataValidationError as refusal:
+        # A value, not a failure: Dask would retry a failed task, reading the bad file again.
+        return refusal
 
 
 @dataclass(frozen=True)

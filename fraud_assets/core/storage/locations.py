@@ -141,12 +141,13 @@ def remove_stale_temporaries(
 
 
 def remove_abandoned_temporaries(
-    fs: fsspec.AbstractFileSystem, path: str, unchanged_since: float
+    fs: fsspec.AbstractFileSystem, path: str, unchanged_since: float, *, names: list[str] | None = None
 ) -> list[str]:
-    """Delete the temporaries of ``path`` that nobody has written to since ``unchanged_since``
-    (a command's start): what an earlier run of it, SIGKILLed mid-write, left. A writer still
-    alive keeps its temporary's time moving, so it is never taken."""
-    directory, name = posixpath.split(path)
+    """Delete the temporaries of ``path`` (or, with ``names``, of those files in the folder
+    ``path``) that nobody has written to since ``unchanged_since`` (a command's start): what
+    an earlier run of it, SIGKILLed mid-write, left. A writer still alive keeps its
+    temporary's time moving, so it is never taken. The folder is listed once."""
+    directory, owners = (path, set(names)) if names is not None else (posixpath.dirname(path), {posixpath.basename(path)})
     removed = []
     if not fs.exists(directory):
         return removed
@@ -154,7 +155,7 @@ def remove_abandoned_temporaries(
         entry_name = posixpath.basename(entry["name"])
         modified = _modified_at(entry)
         if (entry.get("type") == "file" and is_temporary_name(entry_name)
-                and entry_name.startswith(f".{name}.tmp-") and modified is not None
+                and entry_name[1:entry_name.rfind(".tmp-")] in owners and modified is not None
                 and modified < unchanged_since):
             with contextlib.suppress(FileNotFoundError):
                 fs.rm(entry["name"])
