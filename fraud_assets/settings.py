@@ -7,6 +7,7 @@ location. ``FRAUD_ENV`` is the one switch between local disk (the default) and S
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 from dataclasses import dataclass
@@ -274,8 +275,8 @@ def retry_delay_seconds() -> float:
     (``FRAUD_RETRY_DELAY_SECONDS``, default 10; each later retry waits twice as long). Read
     when the code location loads."""
     delay = env_float("FRAUD_RETRY_DELAY_SECONDS", RETRY_DELAY_DEFAULT)
-    if delay < 0:
-        raise ValueError(f"FRAUD_RETRY_DELAY_SECONDS must be 0 or more, not {delay}")
+    if not 0 <= delay < math.inf:  # nan fails too
+        raise ValueError(f"FRAUD_RETRY_DELAY_SECONDS must be a finite number of seconds, 0 or more, not {delay}")
     return delay
 
 

@@ -128,8 +128,10 @@ def _copy_instance_files(root: Path) -> None:
     # A FRAUD_LOCAL_DIR outside the checkout gets the checkout's instance settings (the run
     # launcher, one run per day), so the demo's runs there behave as they do here and the UI
     # started there reads them.
+    # Not into an instance an earlier demo started without it: its storage would move and the
+    # demo would no longer see the days it already replayed.
     source = PROJECT_ROOT / "dagster.yaml"
-    if source.is_file() and not (root / "dagster.yaml").exists():
+    if source.is_file() and not (root / "dagster.yaml").exists() and not (root / DAGSTER_HOME_DIR).exists():
         shutil.copyfile(source, root / "dagster.yaml")
 
 
@@ -137,5 +139,8 @@ def _browse_command(root: Path, started_in: Path) -> str:
     if root.resolve() == started_in.resolve() and (root / "pyproject.toml").is_file():
         return 'DAGSTER_HOME="$PWD" .venv/bin/dg dev'
     dagster = Path(sys.executable).with_name("dagster")
-    return (f'cd {shlex.quote(str(root))} && DAGSTER_HOME="$PWD" {shlex.quote(str(dagster))} dev '
+    # The home local_instance() opened: the folder when it holds the settings, else the
+    # instance folder itself.
+    home = '"$PWD"' if (root / "dagster.yaml").exists() else f'"$PWD/{DAGSTER_HOME_DIR}"'
+    return (f"cd {shlex.quote(str(root))} && DAGSTER_HOME={home} {shlex.quote(str(dagster))} dev "
             "-m fraud_assets.definitions")

@@ -32,7 +32,7 @@ def test_a_refused_retraining_is_not_retried_by_a_second_demo(tmp_path):
     assert "trained 1 model(s)" in first  # the first model; the refused one is not counted
 
     second = demo()
-    assert "retraining" not in second
+    assert "retraining on" not in second  # the demo's line for a retraining (the hint names tmp_path)
     assert "scored 0 batch file(s), shadow-scored 0 day(s), applied 0 label file(s), trained 0" in second
 
 

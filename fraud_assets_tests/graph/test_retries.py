@@ -85,7 +85,7 @@ def _retry_policy_loaded_with(delay: str | None) -> subprocess.CompletedProcess:
 def test_the_retry_delay_comes_from_the_environment():
     assert _retry_policy_loaded_with(None).stdout.split() == ["2", "10.0", "EXPONENTIAL"]
     assert _retry_policy_loaded_with("2.5").stdout.split() == ["2", "2.5", "EXPONENTIAL"]
-    for bad in ("-1", "soon"):
+    for bad in ("-1", "soon", "nan", "inf"):
         refused = _retry_policy_loaded_with(bad)
         assert refused.returncode != 0
         assert "FRAUD_RETRY_DELAY_SECONDS must be" in refused.stderr

@@ -102,10 +102,12 @@ def test_bad_input_is_a_4xx_naming_the_fields(
     assert after["internal"] == before["internal"] == 0
 
 
-def test_an_id_spelling_a_field_name_is_not_a_repeated_field(client, transactions):
-    row = _row(transactions, transaction_id="V1")
-    response = client.post("/predict", json=row)
+@pytest.mark.parametrize("transaction_id", ['say "V1"', 'V1", "V1'])
+def test_an_id_holding_quotes_or_a_field_name_is_not_a_repeated_field(client, transactions, transaction_id):
+    # Its escaped quotes make the body look suspect: read again, it holds no repeated field.
+    response = client.post("/predict", json=_row(transactions, transaction_id=transaction_id))
     assert response.status_code == 200, response.text
+    assert response.json()["transaction_id"] == transaction_id
 
 
 def test_streamed_body_over_the_limit_is_413(client):
