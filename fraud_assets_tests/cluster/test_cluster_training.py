@@ -104,22 +104,28 @@ def test_a_bad_file_on_the_cluster_is_refused_as_in_one_process(dask_cluster, s3
     assert not (tmp_path / "m").exists()
 
 
+def _train_until_worker_0_joins(cluster, data, model_dir) -> tuple[threading.Thread, list]:
+    """``fraud train`` in a thread, returned once worker-0 is inside XGBoost's collective
+    (which logs each worker joining it); the list receives the exit code."""
+    log = cluster.folder / "worker-0.log"
+    joined_before = log.read_text(errors="replace").count("got rank")
+    outcome: list = []
+    run = threading.Thread(target=lambda: outcome.append(
+        _exit_code("train", "--data", data, "--output-dir", model_dir)))
+    run.start()
+    deadline = time.monotonic() + 300
+    while log.read_text(errors="replace").count("got rank") == joined_before:
+        assert time.monotonic() < deadline and run.is_alive(), "training never reached the workers"
+        time.sleep(0.05)
+    return run, outcome
+
+
 def test_a_worker_killed_during_training_is_survived(dask_cluster, s3_data, s3_endpoint, tmp_path, monkeypatch):
     data, held_out = s3_data
     monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("FRAUD_DASK_SCHEDULER", dask_cluster.address)
-    victim_log = dask_cluster.folder / "worker-0.log"
-    joined_before = victim_log.read_text(errors="replace").count("got rank")
-    outcome: list = []
-    run = threading.Thread(target=lambda: outcome.append(
-        _exit_code("train", "--data", data, "--output-dir", tmp_path / "model")))
-    run.start()
+    run, outcome = _train_until_worker_0_joins(dask_cluster, data, tmp_path / "model")
     try:
-        deadline = time.monotonic() + 300
-        # XGBoost's collective logs each worker joining it: kill one inside the training.
-        while victim_log.read_text(errors="replace").count("got rank") == joined_before:
-            assert time.monotonic() < deadline and run.is_alive(), "training never reached the workers"
-            time.sleep(0.05)
         os.killpg(dask_cluster.workers[0].pid, signal.SIGKILL)
         killed_while_running = run.is_alive()
         run.join(timeout=400)
@@ -156,15 +162,8 @@ def test_a_worker_that_hangs_during_training_is_left_behind(impatient_cluster, s
     monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("FRAUD_DASK_SCHEDULER", cluster.address)
     victim = cluster.workers[0]
-    outcome: list = []
-    run = threading.Thread(target=lambda: outcome.append(
-        _exit_code("train", "--data", data, "--output-dir", tmp_path / "model")))
-    run.start()
+    run, outcome = _train_until_worker_0_joins(cluster, data, tmp_path / "model")
     try:
-        deadline = time.monotonic() + 300
-        while (cluster.folder / "worker-0.log").read_text(errors="replace").count("got rank") == 0:
-            assert time.monotonic() < deadline and run.is_alive(), "training never reached the workers"
-            time.sleep(0.05)
         os.killpg(victim.pid, signal.SIGSTOP)
         # Far less than the collective's timeout: the guard against waiting it out.
         run.join(timeout=400)
