@@ -56,7 +56,10 @@ def add(model_dir: str) -> None:
     if model.version in registry.version_ids():
         click.echo(f"{model.version} is already in {registry.location.url_of()}: nothing added")
         return
-    registry.save(model)
+    try:
+        registry.save(model)
+    except ValueError as error:
+        raise click.BadParameter(f"{model_dir}: {error}", param_hint="MODEL_DIR") from error
     click.echo(f"added {model.version} to {registry.location.url_of()}; serve it with "
                f"`fraud model promote {model.version}`")
 

@@ -513,6 +513,16 @@ def test_a_trained_folder_is_added_once_then_promoted_and_served_from_the_regist
     assert served.booster_bytes == FraudModel.load(LOCAL, str(fixed_model_dir)).booster_bytes
     code, _, err = fraud(capsys, "model", "add", tmp_path)
     assert code == 2 and "holds no model" in err
+    # A manifest naming a path out of the registry, or a pointer, is refused.
+    for bad in ("../../outside", "production.json"):
+        forged = tmp_path / f"forged-{bad.strip('./')}"
+        shutil.copytree(fixed_model_dir, forged)
+        manifest = json.loads((forged / "manifest.json").read_text())
+        (forged / "manifest.json").write_text(json.dumps({**manifest, "version": bad}))
+        code, _, err = fraud(capsys, "model", "add", forged)
+        assert code == 2 and "invalid model version" in err, err
+    assert registry.version_ids() == [version] and not (tmp_path / "outside").exists()
+    assert json.loads((tmp_path / "models" / "production.json").read_text())["version"] == version
 
 
 def test_backup_and_restore(capsys, local_registry, tmp_path):

@@ -24,6 +24,7 @@ from fraud_assets.core.storage.locations import Location, read_json, write_json_
 LATEST_POINTER = "latest.json"
 PRODUCTION_POINTER = "production.json"
 CHALLENGER_POINTER = "challenger.json"
+_POINTERS = frozenset({LATEST_POINTER, PRODUCTION_POINTER, CHALLENGER_POINTER})
 _VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -60,6 +61,11 @@ class ModelRegistry:
             )
 
     def save(self, model: FraudModel) -> str:
+        # A version names a folder beside the pointers: a manifest from elsewhere (`fraud model
+        # add`) must not name one of them, or a path out of the registry.
+        if not _VERSION_PATTERN.match(model.version) or model.version in _POINTERS:
+            raise ValueError(f"invalid model version {model.version!r}: letters, digits, '.', '_' and "
+                             f"'-', not a pointer's name ({', '.join(sorted(_POINTERS))})")
         model.save(self.fs, self._path(model.version))
         write_json_atomic(
             self.fs, self._path(LATEST_POINTER), {"version": model.version, "saved_at": _now()}
