@@ -1,5 +1,8 @@
 """Finding a day's batch files: names start with their date (``YYYY-MM-DD...csv|parquet``)."""
 
+import contextlib
+import itertools
+import os
 import posixpath
 import re
 from datetime import UTC, datetime
@@ -100,23 +103,54 @@ def quarantine(data: Location, path: str, quarantine_prefix: str, reason: str) -
     of the same name quarantined before stays too: this one takes the next free name
     (``day_name~2.csv``).
     """
-    with storage_operation(f"quarantining {data.display(path)}"):
-        name = _free_name(data, quarantine_prefix, posixpath.basename(path))
+    def write_reason(name: str) -> None:
         write_json_atomic(
             data.fs,
             data.path(quarantine_prefix, name) + ".reason.json",
             {"file": name, "source": data.display(path), "reason": reason,
              "quarantined_at": datetime.now(UTC).isoformat()},
         )
+
+    with storage_operation(f"quarantining {data.display(path)}"):
+        if isinstance(data.fs, LocalFileSystem):
+            with contextlib.suppress(_NoHardLinks):
+                return _quarantine_locally(data, path, quarantine_prefix, write_reason)
+        # Object stores (and folders on other devices): the name is probed, then the file moved
+        # there. Two runs rejecting two files of the same name in the same moment could still
+        # pick the same one.
+        name = next(candidate for candidate in _names(posixpath.basename(path))
+                    if not data.fs.exists(data.path(quarantine_prefix, candidate)))
+        write_reason(name)
         return move_to(data, path, quarantine_prefix, name)
 
 
-def _free_name(data: Location, prefix: str, name: str) -> str:
-    # Only a file makes a name taken: a reason without its file is this same file's
-    # quarantine, interrupted before the move, and is written again.
+class _NoHardLinks(Exception):
+    pass
+
+
+def _quarantine_locally(data: Location, path: str, prefix: str, write_reason) -> str:
+    # A hard link claims a name atomically: a concurrent quarantine cannot take it between a
+    # probe and the move. A link to this very file is this quarantine, interrupted before its
+    # reason was written or the original removed: it is finished, not done again.
+    data.fs.makedirs(data.path(prefix), exist_ok=True)
+    for name in _names(posixpath.basename(path)):
+        target = data.path(prefix, name)
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            if not os.path.samefile(path, target):
+                continue
+        except OSError as error:  # another device, or a filesystem without hard links
+            raise _NoHardLinks from error
+        write_reason(name)
+        os.unlink(path)
+        return target
+    raise AssertionError("unreachable")
+
+
+def _names(name: str):
+    """``name``, then ``name~2``, ``name~3``, ... (the number before the extensions)."""
+    yield name
     root, dot, extension = name.partition(".")
-    candidate, number = name, 1
-    while data.fs.exists(data.path(prefix, candidate)):
-        number += 1
-        candidate = f"{root}~{number}{dot}{extension}"
-    return candidate
+    for number in itertools.count(2):
+        yield f"{root}~{number}{dot}{extension}"

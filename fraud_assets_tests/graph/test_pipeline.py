@@ -221,3 +221,32 @@ def test_scoring_without_production_model_fails_clearly(project, instance):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "no production model" in failure.step_failure_data.error.to_string()
+
+
+def test_quarantine_claims_its_name_and_finishes_an_interrupted_one(tmp_path, monkeypatch):
+    import os
+
+    from fraud_assets.core.storage.locations import Location
+    from fraud_assets.defs import batches
+
+    data = Location(str(tmp_path / "data"))
+    incoming, quarantine = tmp_path / "data" / "incoming", tmp_path / "data" / "quarantine"
+    incoming.mkdir(parents=True)
+    quarantine.mkdir()
+    # Another run quarantined a file of this name after this one looked: the probe cannot see it.
+    (quarantine / "day_x.csv").write_text("the other run's file")
+    monkeypatch.setattr(data.fs, "exists", lambda path, **kwargs: False)
+    (incoming / "day_x.csv").write_text("this run's file")
+    moved = batches.quarantine(data, str(incoming / "day_x.csv"), "quarantine", "bad")
+    assert moved == str(quarantine / "day_x~2.csv")
+    assert (quarantine / "day_x.csv").read_text() == "the other run's file"
+    assert (quarantine / "day_x~2.csv").read_text() == "this run's file"
+    assert json.loads((quarantine / "day_x~2.csv.reason.json").read_text())["reason"] == "bad"
+    # Killed after claiming its name, before the reason and the removal: finished, not copied again.
+    (incoming / "day_y.csv").write_text("interrupted")
+    os.link(incoming / "day_y.csv", quarantine / "day_y.csv")
+    moved = batches.quarantine(data, str(incoming / "day_y.csv"), "quarantine", "late")
+    assert moved == str(quarantine / "day_y.csv") and not (incoming / "day_y.csv").exists()
+    assert json.loads((quarantine / "day_y.csv.reason.json").read_text())["reason"] == "late"
+    assert sorted(p.name for p in quarantine.iterdir() if p.name.startswith("day_y")) == [
+        "day_y.csv", "day_y.csv.reason.json"]
