@@ -60,4 +60,6 @@ def load_model_dir(model_dir: str) -> FraudModel:
         return FraudModel.load(LOCAL_FS, path)
     except (UnknownModelVersion, OSError, ValueError, KeyError, XGBoostRuntimeError) as error:
         # A pointer to a missing version, a missing or damaged file: a usage error (exit 2).
-        raise click.BadParameter(f"{model_dir}: {error}", param_hint="--model-dir") from error
+        # XGBoost appends its C++ stack trace to the message: the first part says it all.
+        message = str(error).split("\nStack trace:")[0].strip()
+        raise click.BadParameter(f"{model_dir}: {message}", param_hint="--model-dir") from error

@@ -513,6 +513,11 @@ def test_a_trained_folder_is_added_once_then_promoted_and_served_from_the_regist
     assert served.booster_bytes == FraudModel.load(LOCAL, str(fixed_model_dir)).booster_bytes
     code, _, err = fraud(capsys, "model", "add", tmp_path)
     assert code == 2 and "holds no model" in err
+    damaged = tmp_path / "damaged"
+    shutil.copytree(fixed_model_dir, damaged)
+    (damaged / "model.ubj").write_bytes(bytes(range(256)) * 8)
+    code, _, err = fraud(capsys, "model", "add", damaged)
+    assert code == 2 and "Invalid model format" in err and "Stack trace" not in err, err
     # A manifest naming a path out of the registry, or a pointer, is refused.
     for bad in ("../../outside", "production.json"):
         forged = tmp_path / f"forged-{bad.strip('./')}"
