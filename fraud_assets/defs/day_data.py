@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import posixpath
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -73,17 +72,6 @@ def read_day_labels(storage: FraudStorage, day: str) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="int8" if c == LABEL else object) for c in LABEL_COLUMNS})
     with data.fs.open(path, "rb") as handle:
         return pd.read_parquet(handle)
-
-
-def with_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
-    """1 where a prediction's transaction was reported as fraud, else 0 (unreported or
-    confirmed genuine). Labels carry their batch (resolved when they were applied)."""
-    if predictions.empty:
-        return np.zeros(0, dtype=np.int8)
-    frauds = labels.loc[labels[LABEL] == 1, [BATCH_FILE, TRANSACTION_ID]]
-    keys = pd.MultiIndex.from_frame(predictions[[BATCH_FILE, TRANSACTION_ID]])
-    fraud_keys = pd.MultiIndex.from_frame(frauds)
-    return keys.isin(fraud_keys).astype(np.int8)
 
 
 def day_batch_files(storage: FraudStorage, dataset: DatasetSettings, day: str) -> list[str]:

@@ -14,12 +14,14 @@ from fraud_assets.core.data.labels import (
     LABEL_COLUMNS,
     TRANSACTION_ID,
     KnownTransactions,
+    batch_rows,
     check_known,
     merge_labels,
     read_label_file,
     report_date,
+    with_labels,
 )
-from fraud_assets.core.data.schema import DataValidationError
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, DataValidationError
 from fraud_assets.core.storage.failures import StorageError
 from fraud_assets.core.storage.locations import Location
 
@@ -193,3 +195,16 @@ def test_merge_keeps_the_latest_report_and_applies_nothing_twice(tmp_path):
     again = merge_labels([first, correction, first, correction])
     pd.testing.assert_frame_equal(again, merged)
     assert len(merge_labels([])) == 0
+
+
+def test_rows_read_in_chunks_are_named_by_their_row_in_the_file_as_labels_name_them():
+    frame = pd.DataFrame({name: [0.0] * 6 for name in FEATURE_COLUMNS})
+    labels = pd.DataFrame({"batch_file": ["2025-03-04_a"] * 2, "transaction_id": ["1", "4"], "Class": [1, 1]})
+    whole = batch_rows(frame, "processed/2025-03-04/2025-03-04_a.csv")
+    chunked = pd.concat([batch_rows(frame.iloc[:3], "2025-03-04_a.csv"),
+                         batch_rows(frame.iloc[3:], "2025-03-04_a.csv", first_row=3)], ignore_index=True)
+    assert whole["transaction_id"].tolist() == chunked["transaction_id"].tolist() == list("012345")
+    assert with_labels(chunked, labels).tolist() == [0, 1, 0, 0, 1, 0]
+    # A file with its own ids is named by them, wherever the chunk starts.
+    with_ids = frame.assign(transaction_id=[f"T{i}" for i in range(6)])
+    assert batch_rows(with_ids.iloc[3:], "2025-03-04_a.csv", first_row=3)["transaction_id"].tolist() == ["T3", "T4", "T5"]

@@ -37,6 +37,7 @@ from fraud_assets.core.data.tables import TABLE_SUFFIXES, table_format
 from fraud_assets.core.storage.failures import open_guarded
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 TRANSACTION_ID = "transaction_id"
@@ -309,3 +310,35 @@ def check_known(labels: pd.DataFrame, known: KnownTransactions, source: str, day
         )
     if problems:
         raise DataValidationError(source, problems)
+
+
+def with_labels(rows: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
+    """1 where a row's transaction (its batch file and id) was reported as fraud, else 0
+    (unreported or confirmed genuine). Labels carry their batch (resolved when they were
+    applied)."""
+    import numpy as np
+    import pandas as pd
+
+    if rows.empty:
+        return np.zeros(0, dtype=np.int8)
+    frauds = labels.loc[labels[LABEL] == 1, [BATCH_FILE, TRANSACTION_ID]]
+    keys = pd.MultiIndex.from_frame(rows[[BATCH_FILE, TRANSACTION_ID]])
+    fraud_keys = pd.MultiIndex.from_frame(frauds)
+    return keys.isin(fraud_keys).astype(np.int8)
+
+
+def batch_rows(frame: pd.DataFrame, path: str, first_row: int = 0) -> pd.DataFrame:
+    """A batch file's feature rows named as labels name them: by the file's stem and the
+    transaction's id, or its row number in the file when the file has no id column.
+    ``first_row`` is the file row of ``frame``'s first row when the file is read in chunks."""
+    import numpy as np
+
+    from fraud_assets.core.data.schema import FEATURE_COLUMNS, find_id_column
+
+    id_column = find_id_column(list(frame.columns))
+    ids = (frame[id_column].astype(str).to_numpy() if id_column
+           else np.arange(first_row, first_row + len(frame)).astype(str))
+    rows = frame.loc[:, list(FEATURE_COLUMNS)].copy()
+    rows[BATCH_FILE] = batch_stem(path)
+    rows[TRANSACTION_ID] = ids
+    return rows

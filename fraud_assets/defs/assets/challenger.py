@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_assets import settings
-from fraud_assets.core.data.labels import BATCH_FILE, TRANSACTION_ID
+from fraud_assets.core.data.labels import BATCH_FILE, TRANSACTION_ID, with_labels
 from fraud_assets.core.model.scoring import score_file
 from fraud_assets.core.monitoring.challenger import PROMOTE, RETIRE, SideBySide, decide
 from fraud_assets.core.monitoring.performance import is_mature
@@ -16,7 +16,7 @@ from fraud_assets.defs import catalog
 from fraud_assets.defs.assets.training import serving_uri
 from fraud_assets.defs.automation import RECENT_LOOKBACK, after_inputs_update, after_upstream
 from fraud_assets.defs.batches import prediction_name, stats_name
-from fraud_assets.defs.day_data import day_batch_files, read_day_labels, read_predictions, with_labels
+from fraud_assets.defs.day_data import day_batch_files, read_day_labels, read_predictions
 from fraud_assets.defs.errors import TRANSIENT_RETRY
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DatasetSettings, FraudStorage, SlackAlerts

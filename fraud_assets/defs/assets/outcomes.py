@@ -14,6 +14,7 @@ from fraud_assets.core.data.labels import (
     merge_labels,
     read_label_file,
     report_date,
+    with_labels,
 )
 from fraud_assets.core.data.schema import LABEL, DataValidationError
 from fraud_assets.core.data.tables import is_table_file, write_table
@@ -31,7 +32,6 @@ from fraud_assets.defs.day_data import (
     labels_path,
     read_day_labels,
     read_predictions,
-    with_labels,
 )
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.freshness import freshness_policy
