@@ -1,6 +1,16 @@
 """IO managers: Parquet for tables, JSON for fitted parameters and reports, the registry for
-models. Nothing is pickled, and every write is atomic (temporary name, then move)."""
+models. Nothing is pickled, and every write is atomic (temporary name, then move).
 
+A table the Dask workers wrote is a folder of Parquet parts that no earlier materialisation
+used (``assets/parts/KEY/TOKEN/``: the one prefix the workers may write) named by a pointer
+(``assets/KEY.parts.json``) written once the parts are complete: a reader sees the old table
+or the new one, never a mixture.
+"""
+
+import contextlib
+import posixpath
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +26,41 @@ from fraud_assets.core.storage.locations import Location, read_json, write_json_
 from fraud_assets.defs import catalog
 from fraud_assets.defs.resources import FraudStorage
 
-_TABLE, _JSON = ".parquet", ".json"
+_TABLE, _JSON, _PARTS = ".parquet", ".json", ".parts"
+_PARTS_FOLDER = "parts"
+
+
+@dataclass(frozen=True)
+class TableParts:
+    """A table asset's value when the Dask workers wrote it: the folder of its parts, which
+    :func:`new_parts_folder` named, and its row count."""
+
+    folder: str
+    rows: int
+
+
+@contextlib.contextmanager
+def new_parts_folder(storage: FraudStorage, asset: str) -> Iterator[tuple[Location, str]]:
+    """A folder no materialisation has used, where the workers write ``asset``'s parts for the
+    default IO manager (the data store's ``assets/``) to publish; removed again when the block
+    fails, as nothing will publish it."""
+    data = storage.data()
+    folder = data.path("assets", _PARTS_FOLDER, asset, uuid.uuid4().hex)
+    try:
+        yield data, folder
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _remove_folder(data, folder)
+        raise
+
+
+def _read_parts(location: Location, folder: str) -> pd.DataFrame:
+    paths = sorted(p for p in location.fs.ls(folder, detail=False) if p.endswith(_TABLE))
+    frames = []
+    for path in paths:
+        with location.fs.open(path, "rb") as handle:
+            frames.append(pd.read_parquet(handle))
+    return pd.concat(frames, ignore_index=True)
 
 
 class ArtifactIOManager(dg.ConfigurableIOManager):
@@ -41,8 +85,12 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         location = self._location()
         base = self._base(location, context)
-        if isinstance(obj, pd.DataFrame):
+        if isinstance(obj, TableParts):
+            path = self._publish_parts(location, context, obj)
+        elif isinstance(obj, pd.DataFrame):
             path = base + _TABLE
+            # The parts' pointer, if an earlier run left one, would otherwise win on reading.
+            self._retire_parts(location, base)
             write_table(obj, path, fs=location.fs)
         elif isinstance(obj, Preprocessor | dict):
             path = base + _JSON
@@ -51,9 +99,32 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
         context.add_output_metadata({catalog.URI: catalog.path_uri(location, path)})
 
+    def _publish_parts(self, location: Location, context: dg.OutputContext, parts: TableParts) -> str:
+        fs, base = location.fs, self._base(location, context)
+        expected = location.path(self.prefix, _PARTS_FOLDER, *context.asset_key.path)
+        if posixpath.dirname(parts.folder) != expected or not fs.exists(parts.folder):
+            raise ValueError(f"{parts.folder}: not a parts folder new_parts_folder named for {base}")
+        previous = _parts_folder(location, base)
+        write_json_atomic(fs, base + _PARTS + _JSON, {"folder": parts.folder, "rows": parts.rows})
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(base + _TABLE)
+        if previous and previous != parts.folder:
+            _remove_folder(location, previous)
+        return parts.folder
+
+    def _retire_parts(self, location: Location, base: str) -> None:
+        previous = _parts_folder(location, base)
+        if previous is None:
+            return
+        location.fs.rm(base + _PARTS + _JSON)
+        _remove_folder(location, previous)
+
     def load_input(self, context: dg.InputContext) -> Any:
         location = self._location()
         fs, base = location.fs, self._base(location, context)
+        folder = _parts_folder(location, base)
+        if folder is not None:
+            return _read_parts(location, folder)
         if fs.exists(base + _TABLE):
             with fs.open(base + _TABLE, "rb") as handle:
                 return pd.read_parquet(handle)
@@ -70,15 +141,34 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         return document
 
 
+def _parts_folder(location: Location, base: str) -> str | None:
+    pointer = base + _PARTS + _JSON
+    if not location.fs.exists(pointer):
+        return None
+    return read_json(location.fs, pointer)["folder"]
+
+
+def _remove_folder(location: Location, folder: str) -> None:
+    # A superseded table: the pointer no longer names it.
+    with contextlib.suppress(FileNotFoundError):
+        location.fs.rm(folder, recursive=True)
+
+
 @dataclass(frozen=True)
 class StoredTable:
     """Where an upstream table asset is stored, not its rows: the step decides whether to read
     it here or hand the address to the Dask workers."""
 
     location: Location
-    path: str
+    path: str  # a Parquet file, or the folder of a table's parts
+
+    @property
+    def is_parts(self) -> bool:
+        return not self.path.endswith(_TABLE)
 
     def load(self) -> pd.DataFrame:
+        if self.is_parts:
+            return _read_parts(self.location, self.path)
         with self.location.fs.open(self.path, "rb") as handle:
             return pd.read_parquet(handle)
 
@@ -92,7 +182,11 @@ class StoredTableLoader(ArtifactIOManager):
 
     def load_input(self, context: dg.InputContext) -> StoredTable:
         location = self._location()
-        path = self._base(location, context) + _TABLE
+        base = self._base(location, context)
+        folder = _parts_folder(location, base)
+        if folder is not None:
+            return StoredTable(location, folder)
+        path = base + _TABLE
         if not location.fs.exists(path):
             raise FileNotFoundError(
                 f"{context.asset_key.to_user_string()} has not been materialised "
