@@ -16,7 +16,7 @@ from pydantic import Field
 from fraud_assets import settings
 from fraud_assets.core.data.tables import DEFAULT_CHUNK_ROWS
 from fraud_assets.core.model.bundle import FraudModel
-from fraud_assets.core.model.gate import GateResult, evaluate_gate
+from fraud_assets.core.model.gate import GateResult, HeldOutScores, evaluate_gate
 from fraud_assets.core.model.registry import ModelRegistry
 from fraud_assets.core.monitoring import alerts, telemetry
 from fraud_assets.core.monitoring.verdict import DriftThresholds
@@ -99,7 +99,9 @@ class QualityGate(dg.ConfigurableResource):
     min_prevalence: float = Field(default=0.0001, description="Plausible fraud share, low end.")
     max_prevalence: float = Field(default=0.05, description="Plausible fraud share, high end.")
 
-    def evaluate(self, candidate: FraudModel, production: FraudModel | None, test: pd.DataFrame) -> GateResult:
+    def evaluate(
+        self, candidate: FraudModel, production: FraudModel | None, test: pd.DataFrame | HeldOutScores
+    ) -> GateResult:
         return evaluate_gate(
             candidate,
             production,

@@ -123,13 +123,20 @@ def test_every_s3_resource_is_a_project_bucket_or_prefix(policy: dict) -> None:
             assert prefixes and all(p.endswith("/*") and len(p) > 2 for p in prefixes)
 
 
-def test_dask_workers_only_read_data_and_write_predictions() -> None:
-    """Moves to processed/ and quarantine/, the registry and backups stay with the Dagster host."""
+def test_dask_workers_only_read_data_and_write_predictions_and_table_parts() -> None:
+    """Moves to processed/ and quarantine/, the registry and backups stay with the Dagster host;
+    in the data bucket the workers write only the parts of the graph's training tables, which
+    the Dagster host publishes (and removes once superseded)."""
+    parts = f"arn:aws:s3:::{BUCKETS['data']}/assets/parts/"
     for statement in DASK_WORKER["Statement"]:
         actions = set(_as_list(statement["Action"]))
         for resource in _as_list(statement["Resource"]):
             assert BUCKETS["models"] not in resource and BUCKETS["backups"] not in resource, resource
-            if resource.startswith(f"arn:aws:s3:::{BUCKETS['data']}/"):
+            if resource == parts + "*":
+                assert actions == {"s3:PutObject", "s3:AbortMultipartUpload"}, statement["Sid"]
+            elif resource.startswith(parts) and "s3:DeleteObject" in actions:
+                assert resource == parts + TEMP_SUFFIX, resource
+            elif resource.startswith(f"arn:aws:s3:::{BUCKETS['data']}/"):
                 assert actions == {"s3:GetObject"}, (statement["Sid"], resource)
             if "s3:DeleteObject" in actions:
                 assert resource.endswith(TEMP_SUFFIX), resource

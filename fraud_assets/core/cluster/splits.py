@@ -32,6 +32,8 @@ class SplitPlan:
     strategy: str
     seed: int = 0
     cuts: tuple[float, float] = (0.0, 0.0)
+    validation_fraction: float = VALIDATION_FRACTION
+    test_fraction: float = TEST_FRACTION
 
 
 def order_key(part: pd.DataFrame) -> np.ndarray:
@@ -43,15 +45,26 @@ def order_key(part: pd.DataFrame) -> np.ndarray:
     return ordinal * _DAY_WEIGHT + times
 
 
-def plan_splits(frame: dd.DataFrame, strategy: str, seed: int) -> SplitPlan:
+def plan_splits(
+    frame: dd.DataFrame,
+    strategy: str,
+    seed: int,
+    *,
+    validation_fraction: float = VALIDATION_FRACTION,
+    test_fraction: float = TEST_FRACTION,
+) -> SplitPlan:
+    if not (0 < validation_fraction and 0 < test_fraction and validation_fraction + test_fraction < 1):
+        raise ValueError(f"validation ({validation_fraction}) and test ({test_fraction}) fractions must be "
+                         "positive and leave rows to train on")
+    fractions = {"validation_fraction": validation_fraction, "test_fraction": test_fraction}
     if strategy == "stratified":
-        return SplitPlan("stratified", seed)
+        return SplitPlan("stratified", seed, **fractions)
     if strategy != "time":
         raise ValueError(f"unknown split strategy {strategy!r}; use 'time' or 'stratified'")
     sketches = frame.map_partitions(_key_sketch, meta=_key_sketch(frame._meta)).compute()
-    cut_at = (1 - VALIDATION_FRACTION - TEST_FRACTION, 1 - TEST_FRACTION)
+    cut_at = (1 - validation_fraction - test_fraction, 1 - test_fraction)
     first, second = merged_quantiles(sketches, cut_at)
-    return SplitPlan("time", seed, (first, second))
+    return SplitPlan("time", seed, (first, second), **fractions)
 
 
 # Each partition describes its keys by this many quantiles; merged, the cut points land
@@ -96,8 +109,8 @@ def split_of(part: pd.DataFrame, plan: SplitPlan) -> np.ndarray:
     content = pd.util.hash_pandas_object(part, index=False).to_numpy(dtype=np.uint64)
     salt = np.uint64((plan.seed * 0x9E3779B97F4A7C15 + 1) % 2**64)
     draw = pd.util.hash_array(content ^ salt) / np.float64(2**64)
-    return np.where(draw < TEST_FRACTION, TEST,
-                    np.where(draw < TEST_FRACTION + VALIDATION_FRACTION, VALIDATION, TRAIN)).astype(np.int8)
+    test_below, validation_below = plan.test_fraction, plan.test_fraction + plan.validation_fraction
+    return np.where(draw < test_below, TEST, np.where(draw < validation_below, VALIDATION, TRAIN)).astype(np.int8)
 
 
 def with_splits(frame: dd.DataFrame, plan: SplitPlan) -> dd.DataFrame:

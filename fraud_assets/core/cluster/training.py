@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
+from fraud_assets.core.cluster.datasets import require_both_classes
 from fraud_assets.core.cluster.external_memory import Boosting, train_streaming
 from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, with_splits
@@ -31,8 +32,7 @@ from fraud_assets.core.data.features import (
     unscaled_features,
 )
 from fraud_assets.core.data.inputs import TableSet
-from fraud_assets.core.data.schema import LABEL, TIME, DataValidationError, feature_matrix
-from fraud_assets.core.data.splits import MIN_ROWS_PER_CLASS
+from fraud_assets.core.data.schema import LABEL, TIME, feature_matrix
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.provenance import data_fingerprint, partitioned_provenance
 from fraud_assets.core.model.training import (
@@ -116,7 +116,7 @@ def _train_split_frame(
         log.info("no hyperparameter search on the Dask cluster: training the configuration given")
         config = dataclasses.replace(config, search_budget_seconds=0.0)
     summary = _summarise(frame)
-    _require_both_classes(summary, source)
+    require_both_classes(summary["counts"], source)
     counts = summary["counts"]
     require_frauds(counts["train"]["frauds"], counts["validation"]["frauds"])
     train_rows, train_frauds = counts["train"]["rows"], counts["train"]["frauds"]
@@ -193,18 +193,6 @@ def _summarise(frame: dd.DataFrame) -> dict:
         "squares": np.array([rows[f"square_{i}"].sum() for i in range(_N)]),
         "fingerprints": [digest for digest in rows["fingerprint"] if digest],
     }
-
-
-def _require_both_classes(summary: dict, source: str) -> None:
-    counts = summary["counts"]
-    short = [name for name, c in counts.items()
-             if c["frauds"] < MIN_ROWS_PER_CLASS or c["rows"] - c["frauds"] < MIN_ROWS_PER_CLASS]
-    if short:
-        has = ", ".join(f"{name} has {c['frauds']} of {c['rows']} rows" for name, c in counts.items())
-        raise DataValidationError(source, [
-            f"too few frauds (or genuine rows) to train: each of train, validation and test needs "
-            f"at least {MIN_ROWS_PER_CLASS} fraud and {MIN_ROWS_PER_CLASS} genuine row; frauds per split: {has}"
-        ])
 
 
 def _scores(part: pd.DataFrame, validation_model: FraudModel, test_model: FraudModel) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
@@ -31,23 +32,35 @@ class GateResult:
         return f"quality gate {verdict} for {self.candidate_version}: " + "; ".join(self.reasons)
 
 
-def test_auprc(model: FraudModel, test: pd.DataFrame) -> float:
-    labels = test[LABEL].to_numpy()
+@dataclass(frozen=True)
+class HeldOutScores:
+    """The test split's labels and each model's probabilities for its rows: all the gate
+    needs, however the rows were scored (here, or by Dask workers)."""
+
+    labels: np.ndarray
+    candidate: np.ndarray
+    production: np.ndarray | None = None
+
+
+def score_test_split(candidate: FraudModel, production: FraudModel | None, test: pd.DataFrame) -> HeldOutScores:
+    features = feature_matrix(test)
+    return HeldOutScores(
+        labels=test[LABEL].to_numpy(),
+        candidate=candidate.predict_proba(features),
+        production=production.predict_proba(features) if production is not None else None,
+    )
+
+
+def _auprc(labels: np.ndarray, scores: np.ndarray) -> float:
     if labels.sum() == 0:
         raise ValueError("the test split has no frauds: AUPRC is undefined")
-    scores = model.predict_proba(feature_matrix(test))
     return float(average_precision_score(labels, scores))
-
-
-def test_calibration_error(model: FraudModel, test: pd.DataFrame) -> float:
-    """Expected calibration error of the model's probabilities on the test split."""
-    return expected_calibration_error(test[LABEL].to_numpy(), model.predict_proba(feature_matrix(test)))
 
 
 def evaluate_gate(
     candidate: FraudModel,
     production: FraudModel | None,
-    test: pd.DataFrame,
+    test: pd.DataFrame | HeldOutScores,
     *,
     auprc_floor: float,
     max_regression: float,
@@ -56,8 +69,13 @@ def evaluate_gate(
     """Pass when candidate AUPRC >= floor and >= production AUPRC - max_regression,
     both measured on the same test split, and (when a limit is given) the candidate's
     test calibration error is at most ``max_calibration_error``: alert budgets, costs and
-    anyone reading a probability rely on it meaning the fraud rate."""
-    candidate_auprc = test_auprc(candidate, test)
+    anyone reading a probability rely on it meaning the fraud rate.
+
+    ``test`` is the test split, or its rows already scored by both models."""
+    scores = test if isinstance(test, HeldOutScores) else score_test_split(candidate, production, test)
+    if (production is None) != (scores.production is None):
+        raise ValueError("the production model's scores must come with the production model")
+    candidate_auprc = _auprc(scores.labels, scores.candidate)
     reasons = []
     passed = candidate_auprc >= auprc_floor
     reasons.append(
@@ -65,7 +83,7 @@ def evaluate_gate(
     )
     production_auprc = None
     if production is not None:
-        production_auprc = test_auprc(production, test)
+        production_auprc = _auprc(scores.labels, scores.production)
         not_worse = candidate_auprc >= production_auprc - max_regression
         passed = passed and not_worse
         reasons.append(
@@ -76,7 +94,7 @@ def evaluate_gate(
         reasons.append("no production model yet")
     calibration_error = None
     if max_calibration_error is not None:
-        calibration_error = test_calibration_error(candidate, test)
+        calibration_error = expected_calibration_error(scores.labels, scores.candidate)
         calibrated = calibration_error <= max_calibration_error
         passed = passed and calibrated
         reasons.append(f"test calibration error {calibration_error:.4f} "

@@ -1,17 +1,17 @@
 """Training: fitted preprocessing, the trained model, and the production pointer."""
 
 import dagster as dg
-import pandas as pd
 
 from fraud_assets import settings
 from fraud_assets.core.data.features import Preprocessor, fit_preprocessor
-from fraud_assets.core.data.splits import DAY_COLUMN, Splits
+from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.threshold import ThresholdPolicy
 from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
 from fraud_assets.defs import catalog
 from fraud_assets.defs.automation import after_upstream
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
+from fraud_assets.defs.gate_evidence import scored_test_split
 from fraud_assets.defs.io_managers import StoredTable
 from fraud_assets.defs.presentation import (
     confusion_matrix_markdown,
@@ -26,6 +26,7 @@ GROUP = "training"
 @dg.asset(
     group_name=GROUP,
     io_manager_key="model_artifact_io_manager",
+    ins={"train_split": dg.AssetIn(input_manager_key="stored_table_loader")},
     kinds={"json"},
     retry_policy=TRANSIENT_RETRY,
     owners=catalog.OWNERS,
@@ -33,15 +34,26 @@ GROUP = "training"
     code_version=catalog.code_version(__name__, "preprocessing_pipeline"),
 )
 @retry_only_transient
-def preprocessing_pipeline(train_split: pd.DataFrame) -> dg.MaterializeResult[Preprocessor]:
+def preprocessing_pipeline(
+    context: dg.AssetExecutionContext, train_split: StoredTable, dask: DaskCluster
+) -> dg.MaterializeResult[Preprocessor]:
     """Feature standardisation fitted on the training split only, stored as JSON parameters
-    (loaded back without executing code)."""
-    preprocessor = fit_preprocessor(train_split)
+    (loaded back without executing code). With a Dask scheduler configured it is fitted from
+    sums the workers compute over their partitions."""
+    if dask.configured:
+        from fraud_assets.core.cluster.datasets import fit_preprocessor_on_cluster
+
+        with dask.client() as client:
+            context.log.info("fitting preprocessing on the Dask cluster at %s", dask.scheduler)
+            preprocessor, rows = fit_preprocessor_on_cluster(client, train_split.tables())
+    else:
+        frame = train_split.load()
+        preprocessor, rows = fit_preprocessor(frame), len(frame)
     return dg.MaterializeResult(
         value=preprocessor,
         metadata={
             "features": dg.MetadataValue.json(list(preprocessor.feature_names)),
-            "fitted_on_rows": len(train_split),
+            "fitted_on_rows": rows,
         },
     )
 
@@ -225,19 +237,9 @@ def serving_result(asset: str, version: str, **metadata) -> dg.MaterializeResult
     )
 
 
-def _last_labelled_day(test_split: pd.DataFrame) -> str | None:
-    """The latest transaction day in the model's data (the test split holds the latest rows);
-    None when it trained on the base file alone."""
-    days = test_split.get(DAY_COLUMN)
-    if days is None:
-        return None
-    days = [d for d in days.astype(str).unique() if d]
-    return max(days) if days else None
-
-
 @dg.multi_asset(
     group_name=GROUP,
-    ins={"fraud_model": dg.AssetIn(), "test_split": dg.AssetIn()},
+    ins={"fraud_model": dg.AssetIn(), "test_split": dg.AssetIn(input_manager_key="stored_table_loader")},
     specs=[
         dg.AssetSpec(
             "production_model",
@@ -271,10 +273,11 @@ def _last_labelled_day(test_split: pd.DataFrame) -> str | None:
 def model_rollout(
     context: dg.AssetExecutionContext,
     fraud_model: FraudModel,
-    test_split: pd.DataFrame,
+    test_split: StoredTable,
     storage: FraudStorage,
     quality_gate: QualityGate,
     metrics: MetricsPusher,
+    dask: DaskCluster,
 ):
     """Puts the model this run trained where it belongs once it passed the quality gate: in
     production when nothing serves yet, else in shadow as the challenger.
@@ -284,7 +287,8 @@ def model_rollout(
     """
     registry = storage.registry()
     previous = registry.load_production()
-    gate = quality_gate.evaluate(fraud_model, previous, test_split)
+    scores, last_day = scored_test_split(test_split, fraud_model, previous, dask)
+    gate = quality_gate.evaluate(fraud_model, previous, scores)
     if not gate.passed:
         raise permanent_failure(gate.describe())
     if previous is None:
@@ -295,7 +299,7 @@ def model_rollout(
             fraud_model.version,
             reason=gate.describe(),
             since=settings.today().isoformat(),
-            trained_through=_last_labelled_day(test_split),
+            trained_through=last_day,
         )
         context.log.info("%s scores in shadow beside %s", fraud_model.version, previous.version)
     serving = serving_versions(registry)
