@@ -10,7 +10,11 @@ from fraud_assets import settings
 from fraud_assets.cli.paths import LOCAL_FS, input_tables
 from fraud_assets.cli.progress import Progress, known_rows
 from fraud_assets.core.model.search import DEFAULT_MAX_TRIALS  # no Optuna until a search runs
-from fraud_assets.core.model.threshold import STRATEGIES, ThresholdPolicy  # numpy only
+from fraud_assets.core.model.threshold import (  # numpy only
+    STRATEGIES,
+    ThresholdPolicy,
+    strategy_parameters,
+)
 
 # What --optimize-threshold can tune; without it the threshold is fixed at 0.5.
 _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
@@ -50,6 +54,7 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     from fraud_assets.core.storage.locations import write_json_atomic
 
     _refuse_threshold_options_without_tuning(optimize_threshold)
+    _refuse_options_the_strategy_ignores(threshold_strategy)
     tables = input_tables(data_path, "--data")
     if optimize_threshold:
         policy = ThresholdPolicy(threshold_strategy, missed_fraud_cost, false_alert_cost, alerts_per_day)
@@ -119,15 +124,36 @@ def _train_on_cluster(scheduler, tables, config, split_strategy):
         return train_on_cluster(client, tables, config, split_strategy=split_strategy)
 
 
+_POLICY_OPTIONS = ("missed_fraud_cost", "false_alert_cost", "alerts_per_day")
+
+
+def _given(names) -> list[str]:
+    context = click.get_current_context()
+    return [f"--{name.replace('_', '-')}" for name in names
+            if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+
+
+def _refuse_options_the_strategy_ignores(strategy: str) -> None:
+    # Costs mean nothing to max_f1 or alert_budget, an alert budget nothing to min_cost: a
+    # team that passed them would believe its threshold honours them.
+    ignored = [name for name in _POLICY_OPTIONS if name not in strategy_parameters(strategy)]
+    problems = [f"{option} only applies to --threshold-strategy {_reader_of(option)}, not {strategy}"
+                for option in _given(ignored)]
+    if problems:
+        raise click.UsageError("; ".join(problems))
+
+
+def _reader_of(option: str) -> str:
+    name = option.removeprefix("--").replace("-", "_")
+    return " or ".join(s for s in _TUNED_STRATEGIES if name in strategy_parameters(s))
+
+
 def _refuse_threshold_options_without_tuning(optimize_threshold: bool) -> None:
     # Without --optimize-threshold the threshold is 0.5 whatever the policy says: a strategy
     # or a cost given alone would be silently ignored.
     if optimize_threshold:
         return
-    context = click.get_current_context()
-    given = [f"--{name.replace('_', '-')}" for name in
-             ("threshold_strategy", "missed_fraud_cost", "false_alert_cost", "alerts_per_day")
-             if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    given = _given(("threshold_strategy", *_POLICY_OPTIONS))
     if given:
         raise click.UsageError(f"{', '.join(given)} only apply with --optimize-threshold; add it, or "
                                "leave them out to keep the fixed 0.5 threshold")

@@ -205,6 +205,18 @@ def test_threshold_options_without_tuning_are_refused_not_ignored(capsys, train_
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(("strategy", "option", "reader"), [
+    ("max_f1", ("--missed-fraud-cost", "500"), "min_cost"),
+    ("alert_budget", ("--false-alert-cost", "2"), "min_cost"),
+    ("min_cost", ("--alerts-per-day", "20"), "alert_budget"),
+])
+def test_policy_options_the_strategy_ignores_are_refused(capsys, train_csv, tmp_path, strategy, option, reader):
+    code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m",
+                         "--optimize-threshold", "--threshold-strategy", strategy, *option)
+    assert code == 2 and f"{option[0]} only applies to --threshold-strategy {reader}, not {strategy}" in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_train_alert_budget_policy(capsys, train_csv, tmp_path):
     code, out, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m",
                            "--optimize-threshold", "--threshold-strategy", "alert_budget",

@@ -30,6 +30,11 @@ _PARAMETERS = {
 }
 
 
+def strategy_parameters(strategy: str) -> tuple[str, ...]:
+    """The policy fields ``strategy`` reads; the others do nothing under it."""
+    return _PARAMETERS[strategy]
+
+
 @dataclass(frozen=True)
 class ThresholdPolicy:
     strategy: ThresholdStrategy = "max_f1"

@@ -6,7 +6,7 @@ from fraud_assets import settings
 from fraud_assets.core.data.features import Preprocessor, fit_preprocessor
 from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel
-from fraud_assets.core.model.threshold import ThresholdPolicy
+from fraud_assets.core.model.threshold import ThresholdPolicy, strategy_parameters
 from fraud_assets.core.model.training import TrainingConfig, train_fraud_model
 from fraud_assets.defs import catalog
 from fraud_assets.defs.automation import after_upstream
@@ -78,7 +78,18 @@ class ModelTrainingConfig(dg.Config):
     false_alert_cost: float = ThresholdPolicy.false_alert_cost
     alerts_per_day: float = ThresholdPolicy.alerts_per_day
 
+    def _refuse_policy_fields_the_strategy_ignores(self) -> None:
+        # A cost set beside max_f1, or an alert budget beside min_cost, would do nothing while
+        # the run's config says it was asked for.
+        defaults, read = ThresholdPolicy(), strategy_parameters(self.threshold_strategy)
+        ignored = [name for name in ("missed_fraud_cost", "false_alert_cost", "alerts_per_day")
+                   if name not in read and getattr(self, name) != getattr(defaults, name)]
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)} set, but threshold_strategy {self.threshold_strategy!r} "
+                             "does not read it: min_cost reads the two costs, alert_budget alerts_per_day")
+
     def to_core(self) -> TrainingConfig:
+        self._refuse_policy_fields_the_strategy_ignores()
         return TrainingConfig(
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
