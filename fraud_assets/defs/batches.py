@@ -2,6 +2,7 @@
 
 import contextlib
 import itertools
+import json
 import os
 import posixpath
 import re
@@ -11,9 +12,11 @@ from fsspec.implementations.local import LocalFileSystem
 
 from fraud_assets.core.data.tables import TABLE_SUFFIXES, is_table_file
 from fraud_assets.core.storage.failures import storage_operation
-from fraud_assets.core.storage.locations import Location, write_json_atomic
+from fraud_assets.core.storage.locations import Location, read_json, write_json_atomic
 
 _DATED_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+# Beside each quarantined file: why it was refused.
+REASON_SUFFIX = ".reason.json"
 
 
 def batch_date(name: str) -> str | None:
@@ -101,27 +104,55 @@ def quarantine(data: Location, path: str, quarantine_prefix: str, reason: str) -
 
     The file is kept, not deleted: someone has to look at it, fix it and put it back. A file
     of the same name quarantined before stays too: this one takes the next free name
-    (``day_name~2.csv``).
+    (``day_name~2.csv``), claimed so that two runs rejecting files of one name at once cannot
+    both take it.
     """
-    def write_reason(name: str) -> None:
-        write_json_atomic(
-            data.fs,
-            data.path(quarantine_prefix, name) + ".reason.json",
-            {"file": name, "source": data.display(path), "reason": reason,
-             "quarantined_at": datetime.now(UTC).isoformat()},
-        )
+    source = data.display(path)
 
-    with storage_operation(f"quarantining {data.display(path)}"):
+    def reason_document(name: str) -> dict:
+        return {"file": name, "source": source, "reason": reason, "quarantined_at": datetime.now(UTC).isoformat()}
+
+    def write_reason(name: str) -> None:
+        write_json_atomic(data.fs, data.path(quarantine_prefix, name) + REASON_SUFFIX, reason_document(name))
+
+    with storage_operation(f"quarantining {source}"):
         if isinstance(data.fs, LocalFileSystem):
             with contextlib.suppress(_NoHardLinks):
                 return _quarantine_locally(data, path, quarantine_prefix, write_reason)
-        # Object stores (and folders on other devices): the name is probed, then the file moved
-        # there. Two runs rejecting two files of the same name in the same moment could still
-        # pick the same one.
+        elif "s3" in _protocols(data.fs):
+            return _quarantine_on_s3(data, path, quarantine_prefix, reason_document)
+        # Other stores (and local folders on other devices): the name is probed, then the file
+        # moved there; two runs rejecting files of one name in the same moment could pick the
+        # same name.
         name = next(candidate for candidate in _names(posixpath.basename(path))
                     if not data.fs.exists(data.path(quarantine_prefix, candidate)))
         write_reason(name)
         return move_to(data, path, quarantine_prefix, name)
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _quarantine_on_s3(data: Location, path: str, prefix: str, reason_document) -> str:
+    # The reason object, put only if no object has its key (S3's conditional write), claims
+    # the name. A claim whose reason names this very file while no file sits there yet is this
+    # quarantine, interrupted before the move: it is finished, not claimed again.
+    source = data.display(path)
+    for name in _names(posixpath.basename(path)):
+        reason_path = data.path(prefix, name) + REASON_SUFFIX
+        bucket, key, _ = data.fs.split_path(reason_path)
+        body = json.dumps(reason_document(name), indent=2, sort_keys=True).encode()
+        try:
+            data.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body, IfNoneMatch="*",
+                            ContentType="application/json")
+        except FileExistsError:
+            data.fs.invalidate_cache(data.path(prefix))
+            if data.fs.exists(data.path(prefix, name)) or read_json(data.fs, reason_path).get("source") != source:
+                continue
+        data.fs.invalidate_cache(data.path(prefix))
+        return move_to(data, path, prefix, name)
+    raise AssertionError("unreachable")
 
 
 class _NoHardLinks(Exception):
