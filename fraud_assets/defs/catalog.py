@@ -34,6 +34,8 @@ DOMAINS = frozenset({"transactions", "model", "predictions", "labels", "drift", 
 
 COLUMN_SCHEMA = "dagster/column_schema"
 ROW_COUNT = "dagster/row_count"
+# Frauds among a labelled table's rows, beside ROW_COUNT (the prevalence check reads both).
+FRAUDS = "frauds"
 PARTITION_ROW_COUNT = "dagster/partition_row_count"
 URI = "dagster/uri"
 

@@ -27,7 +27,8 @@ from fraud_assets.defs import catalog
 from fraud_assets.defs.resources import FraudStorage
 
 _TABLE, _JSON, _PARTS = ".parquet", ".json", ".parts"
-_PARTS_FOLDER = "parts"
+# Where the table assets live in the data store, and below it the parts the workers write.
+ASSETS_PREFIX, _PARTS_FOLDER = "assets", "parts"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def new_parts_folder(storage: FraudStorage, asset: str) -> Iterator[tuple[Locati
     default IO manager (the data store's ``assets/``) to publish; removed again when the block
     fails, as nothing will publish it."""
     data = storage.data()
-    folder = data.path("assets", _PARTS_FOLDER, asset, uuid.uuid4().hex)
+    folder = data.path(ASSETS_PREFIX, _PARTS_FOLDER, asset, uuid.uuid4().hex)
     try:
         yield data, folder
     except BaseException:
@@ -55,7 +56,13 @@ def new_parts_folder(storage: FraudStorage, asset: str) -> Iterator[tuple[Locati
 
 
 def _read_parts(location: Location, folder: str) -> pd.DataFrame:
-    paths = sorted(p for p in location.fs.ls(folder, detail=False) if p.endswith(_TABLE))
+    try:
+        paths = sorted(p for p in location.fs.ls(folder, detail=False) if p.endswith(_TABLE))
+    except FileNotFoundError:
+        paths = []
+    if not paths:
+        # Runs go one at a time (dagster.yaml), so a publication cannot remove what one reads.
+        raise FileNotFoundError(f"{location.display(folder)}: the table's parts are gone; materialise it again")
     frames = []
     for path in paths:
         with location.fs.open(path, "rb") as handle:
@@ -71,7 +78,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
     storage: dg.ResourceDependency[FraudStorage]
     store: str = "data"
-    prefix: str = "assets"
+    prefix: str = ASSETS_PREFIX
 
     def _location(self) -> Location:
         return {"data": self.storage.data, "models": self.storage.models}[self.store]()
@@ -89,9 +96,9 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             path = self._publish_parts(location, context, obj)
         elif isinstance(obj, pd.DataFrame):
             path = base + _TABLE
-            # The parts' pointer, if an earlier run left one, would otherwise win on reading.
-            self._retire_parts(location, base)
             write_table(obj, path, fs=location.fs)
+            # Then the parts an earlier run published, whose pointer would win on reading.
+            self._retire_parts(location, context)
         elif isinstance(obj, Preprocessor | dict):
             path = base + _JSON
             write_json_atomic(location.fs, path, obj.to_dict() if isinstance(obj, Preprocessor) else obj)
@@ -99,30 +106,50 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
         context.add_output_metadata({catalog.URI: catalog.path_uri(location, path)})
 
+    def _parts_parent(self, location: Location, context: dg.OutputContext | dg.InputContext) -> str:
+        return location.path(self.prefix, _PARTS_FOLDER, *context.asset_key.path)
+
+    def _pointer(self, location: Location, context: dg.OutputContext | dg.InputContext) -> str:
+        return self._base(location, context) + _PARTS + _JSON
+
+    def published_folder(self, location: Location, context: dg.OutputContext | dg.InputContext) -> str | None:
+        """The folder of the parts the pointer names, or None when the table is not in parts."""
+        pointer = self._pointer(location, context)
+        if not location.fs.exists(pointer):
+            return None
+        # The pointer names the folder by its token, so moving the store keeps it valid.
+        return posixpath.join(self._parts_parent(location, context), read_json(location.fs, pointer)["token"])
+
     def _publish_parts(self, location: Location, context: dg.OutputContext, parts: TableParts) -> str:
         fs, base = location.fs, self._base(location, context)
-        expected = location.path(self.prefix, _PARTS_FOLDER, *context.asset_key.path)
-        if posixpath.dirname(parts.folder) != expected or not fs.exists(parts.folder):
+        if posixpath.dirname(parts.folder) != self._parts_parent(location, context) or not fs.exists(parts.folder):
             raise ValueError(f"{parts.folder}: not a parts folder new_parts_folder named for {base}")
-        previous = _parts_folder(location, base)
-        write_json_atomic(fs, base + _PARTS + _JSON, {"folder": parts.folder, "rows": parts.rows})
+        try:
+            previous = self.published_folder(location, context)
+            write_json_atomic(fs, self._pointer(location, context),
+                              {"token": posixpath.basename(parts.folder), "rows": parts.rows})
+        except BaseException:
+            # Unpublished, nothing would ever name or remove it.
+            with contextlib.suppress(Exception):
+                _remove_folder(location, parts.folder)
+            raise
         with contextlib.suppress(FileNotFoundError):
             fs.rm(base + _TABLE)
         if previous and previous != parts.folder:
             _remove_folder(location, previous)
         return parts.folder
 
-    def _retire_parts(self, location: Location, base: str) -> None:
-        previous = _parts_folder(location, base)
+    def _retire_parts(self, location: Location, context: dg.OutputContext) -> None:
+        previous = self.published_folder(location, context)
         if previous is None:
             return
-        location.fs.rm(base + _PARTS + _JSON)
+        location.fs.rm(self._pointer(location, context))
         _remove_folder(location, previous)
 
     def load_input(self, context: dg.InputContext) -> Any:
         location = self._location()
         fs, base = location.fs, self._base(location, context)
-        folder = _parts_folder(location, base)
+        folder = self.published_folder(location, context)
         if folder is not None:
             return _read_parts(location, folder)
         if fs.exists(base + _TABLE):
@@ -139,13 +166,6 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         ):
             return Preprocessor.from_dict(document)
         return document
-
-
-def _parts_folder(location: Location, base: str) -> str | None:
-    pointer = base + _PARTS + _JSON
-    if not location.fs.exists(pointer):
-        return None
-    return read_json(location.fs, pointer)["folder"]
 
 
 def _remove_folder(location: Location, folder: str) -> None:
@@ -183,7 +203,7 @@ class StoredTableLoader(ArtifactIOManager):
     def load_input(self, context: dg.InputContext) -> StoredTable:
         location = self._location()
         base = self._base(location, context)
-        folder = _parts_folder(location, base)
+        folder = self.published_folder(location, context)
         if folder is not None:
             return StoredTable(location, folder)
         path = base + _TABLE

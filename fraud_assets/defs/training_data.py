@@ -60,11 +60,13 @@ def labelled_window(storage: FraudStorage, dataset: DatasetSettings, log) -> lis
 
 def window_fingerprint(days: list[LabelledDay], rows_per_day: list[int]):
     """A function of the base file's rows and frauds that hashes everything the dataset holds:
-    its days, their files and row counts, and their labels."""
+    its days, their files, each day's rows and its labels."""
     digest = hashlib.sha256()
     for labelled, rows in zip(days, rows_per_day, strict=True):
         digest.update(labelled.day.encode())
         for path in labelled.batches:
+            # Each file with its day's total rows (not its own): the fingerprint as it has always
+            # been computed, so that the data versions already recorded stay comparable.
             digest.update(f"{posixpath.basename(path)}:{rows}".encode())
         digest.update(pd.util.hash_pandas_object(labelled.labels, index=False).to_numpy().tobytes())
 

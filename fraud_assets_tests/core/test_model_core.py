@@ -689,3 +689,21 @@ def test_a_used_model_still_travels_between_processes(trained_model, time_splits
     travelled = pickle.loads(pickle.dumps(used))
     assert "predictor" not in travelled.__dict__
     np.testing.assert_array_equal(travelled.predict_proba(features), expected)
+
+
+@pytest.mark.parametrize("value", [0.1, 123.456, 1e4 / 3])
+def test_preprocessing_from_sums_leaves_a_constant_column_unscaled_as_one_process_does(value):
+    from fraud_assets.core.data.features import preprocessor_from_moments, unscaled_features
+    from fraud_assets.synthetic.generate import generate_transactions
+
+    frame = generate_transactions(2_000, seed=4).assign(V3=value)
+    unscaled = unscaled_features(frame)
+    # Two partitions' sums, as the workers send them.
+    halves = np.array_split(unscaled, 2)
+    sums = sum(part.sum(axis=0) for part in halves)
+    squares = sum((part**2).sum(axis=0) for part in halves)
+    from_sums = preprocessor_from_moments(len(unscaled), sums, squares)
+    one_process = fit_preprocessor(frame)
+    column = list(one_process.feature_names).index("V3")
+    assert one_process.scale[column] == from_sums.scale[column] == 1.0
+    np.testing.assert_allclose(from_sums.scale, one_process.scale, rtol=1e-9)

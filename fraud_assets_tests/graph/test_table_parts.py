@@ -88,3 +88,27 @@ def test_only_a_folder_named_for_the_asset_is_published(storage, tmp_path):
     elsewhere.mkdir()
     with pytest.raises(ValueError, match="not a parts folder"):
         manager.handle_output(dg.build_output_context(asset_key=KEY), TableParts(str(elsewhere), 0))
+
+
+def test_a_failed_publication_or_write_keeps_the_table_that_was_there(storage, monkeypatch):
+    from fraud_assets.defs import io_managers
+
+    manager = ArtifactIOManager(storage=storage)
+    published = _published_parts(storage, manager, _frame(0, 2))
+
+    def storage_down(*args, **kwargs):
+        raise OSError("storage down")
+
+    with new_parts_folder(storage, KEY.path[-1]) as (location, folder):
+        write_table(_frame(5, 1), f"{folder}/part-00000.parquet", fs=location.fs)
+    # The step succeeded; publishing its parts (after the step's block) fails.
+    monkeypatch.setattr(io_managers, "write_json_atomic", storage_down)
+    with pytest.raises(OSError):
+        manager.handle_output(dg.build_output_context(asset_key=KEY), TableParts(folder, 1))
+    assert not storage.data().fs.exists(folder)
+    monkeypatch.setattr(io_managers, "write_table", storage_down)
+    with pytest.raises(OSError):
+        manager.handle_output(dg.build_output_context(asset_key=KEY), _frame(9, 1))
+    monkeypatch.undo()
+    assert storage.data().fs.exists(published)
+    assert _load(manager)["Time"].tolist() == [0, 1]

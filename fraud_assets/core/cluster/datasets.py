@@ -10,6 +10,7 @@ the order :func:`~fraud_assets.core.data.inputs.resolve_tables` lists them in.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 from dataclasses import dataclass, field
@@ -18,10 +19,10 @@ import dask
 import fsspec
 import numpy as np
 import pandas as pd
-from distributed import Client
+from distributed import Client, wait
 
 from fraud_assets.core.cluster.scoring import portable_model
-from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, split_of
+from fraud_assets.core.cluster.splits import TEST, TRAIN, VALIDATION, plan_splits, split_of
 from fraud_assets.core.cluster.tables import labelled_frame
 from fraud_assets.core.data.features import (
     MODEL_FEATURES,
@@ -57,28 +58,42 @@ class CopyJob:
     day: str | None = None
     labels: pd.DataFrame | None = field(default=None, compare=False)
     keep_all_columns: bool = False
+    part_rows: int = PART_ROWS
 
 
 def copy_as_parts(client: Client, jobs: list[CopyJob], folder_url: str, storage_options: dict) -> list[dict]:
     """Each job's table as parts ``{stem}-NNNNN.parquet`` in ``folder_url``; per job its rows,
     frauds and Time's range. The first bad file's :class:`DataValidationError` is raised as
-    it is (file, column, row)."""
-    futures = client.map(_copy_one, jobs, folder_url=folder_url, storage_options=storage_options, pure=False)
+    it is (file, column, row), once no task writes any more: the caller can then remove the
+    folder without a late task writing into it again."""
+    # Each day's labels travel to the cluster once, not once per batch file of the day.
+    shared: dict[int, object] = {}
+    for job in jobs:
+        if job.labels is not None and id(job.labels) not in shared:
+            shared[id(job.labels)] = client.scatter(job.labels)
+    labels = [shared[id(job.labels)] if job.labels is not None else None for job in jobs]
+    bare = [dataclasses.replace(job, labels=None) for job in jobs]
+    futures = client.map(_copy_one, bare, labels, folder_url=folder_url, storage_options=storage_options, pure=False)
+    return gathered_when_all_done(client, futures)
+
+
+def gathered_when_all_done(client: Client, futures: list) -> list:
+    wait(futures)
     return client.gather(futures)
 
 
-def _copy_one(job: CopyJob, folder_url: str, storage_options: dict) -> dict:
+def _copy_one(job: CopyJob, labels: pd.DataFrame | None, folder_url: str, storage_options: dict) -> dict:
     in_fs, path = fsspec.core.url_to_fs(job.source_url, **_options_for(job.source_url, storage_options))
     out_fs, folder = fsspec.core.url_to_fs(folder_url, **_options_for(folder_url, storage_options))
     out_fs.makedirs(folder, exist_ok=True)
     summary = _Counts()
-    scored_batch = job.labels is not None
-    chunks = iter_transaction_chunks(path, fs=in_fs, require_label=not scored_batch, chunk_rows=PART_ROWS,
+    scored_batch = labels is not None
+    chunks = iter_transaction_chunks(path, fs=in_fs, require_label=not scored_batch, chunk_rows=job.part_rows,
                                      source=job.source_url)
     for number, chunk in enumerate(chunks):
         if scored_batch:
             rows = batch_rows(chunk, path, first_row=summary.rows)
-            rows[LABEL] = with_labels(rows, job.labels)
+            rows[LABEL] = with_labels(rows, labels)
             rows = rows.drop(columns=[BATCH_FILE, TRANSACTION_ID])
         elif job.keep_all_columns:
             rows = chunk
@@ -140,7 +155,7 @@ def split_as_parts(
         dask.delayed(_split_partition)(part, number, plan, folder_urls, tables.storage_options)
         for number, part in enumerate(frame.to_delayed())
     ]
-    per_partition = client.gather(client.compute(tasks))
+    per_partition = gathered_when_all_done(client, client.compute(tasks))
     counts = {name: merged_counts([p[name] for p in per_partition]) for name in SPLIT_NAMES}
     require_both_classes(counts, tables.spec)
     return counts
@@ -191,8 +206,6 @@ def fit_preprocessor_on_cluster(client: Client, tables: TableSet) -> tuple[Prepr
     """``fit_preprocessor`` of the training split from each partition's sums and squares,
     computed by the workers; and the rows it was fitted on."""
     frame = labelled_frame(tables)
-    if SPLIT in frame.columns:
-        frame = frame.drop(columns=[SPLIT])
     moments = frame.map_partitions(_moments, meta=_moments(frame._meta).iloc[:0])
     moments = client.compute(moments).result()
     rows = int(moments["rows"].sum())
@@ -208,18 +221,21 @@ def score_split_on_cluster(
     probabilities (about 9 bytes a row reach this process), and the latest transaction day
     it holds (None when it holds only base-file rows)."""
     frame = labelled_frame(tables)
-    models = (portable_model(candidate), portable_model(production) if production is not None else None)
-    tasks = [dask.delayed(_score_partition)(part, *models) for part in frame.to_delayed()]
-    scored = client.gather(client.compute(tasks))
-    days = [day for *_, day in scored if day]
+    # Each worker receives the models once, not once per partition.
+    [shipped] = client.scatter([(portable_model(candidate),
+                                 portable_model(production) if production is not None else None)], broadcast=True)
+    tasks = [dask.delayed(_score_partition)(part, shipped) for part in frame.to_delayed()]
+    labels, candidate_scores, production_scores, last_days = zip(*client.gather(client.compute(tasks)), strict=True)
+    days = [day for day in last_days if day]
     return HeldOutScores(
-        labels=np.concatenate([labels for labels, *_ in scored]),
-        candidate=np.concatenate([candidate_scores for _, candidate_scores, *_ in scored]),
-        production=np.concatenate([p for _, _, p, _ in scored]) if production is not None else None,
+        labels=np.concatenate(labels),
+        candidate=np.concatenate(candidate_scores),
+        production=np.concatenate(production_scores) if production is not None else None,
     ), (max(days) if days else None)
 
 
-def _score_partition(part: pd.DataFrame, candidate: FraudModel, production: FraudModel | None):
+def _score_partition(part: pd.DataFrame, models: tuple[FraudModel, FraudModel | None]):
+    candidate, production = models
     features = feature_matrix(part)
     days = part[DAY_COLUMN].astype(str) if DAY_COLUMN in part.columns else pd.Series([], dtype=str)
     days = [day for day in days.unique() if day]

@@ -1,6 +1,7 @@
 """Ingestion: the labelled dataset and its train/validation/test splits."""
 
 import contextlib
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -13,7 +14,13 @@ from fraud_assets.defs.automation import weekly, when_training_data_changes
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure, retry_only_transient
 from fraud_assets.defs.io_managers import StoredTable, TableParts, new_parts_folder
 from fraud_assets.defs.resources import DaskCluster, DatasetSettings, FraudStorage
-from fraud_assets.defs.training_data import labelled_days_frame, labelled_window, log_day, window_fingerprint
+from fraud_assets.defs.training_data import (
+    LabelledDay,
+    labelled_days_frame,
+    labelled_window,
+    log_day,
+    window_fingerprint,
+)
 
 GROUP = "ingestion"
 
@@ -54,7 +61,7 @@ def raw_transactions(
         metadata={
             "source": dg.MetadataValue.path(source),
             catalog.ROW_COUNT: counts["rows"],
-            "frauds": counts["frauds"],
+            catalog.FRAUDS: counts["frauds"],
             "prevalence": round(counts["frauds"] / counts["rows"], 6),
             "time_span_days": round((counts["time_max"] - counts["time_min"]) / SECONDS_PER_DAY, 3),
         },
@@ -78,8 +85,6 @@ def _raw_on_cluster(context, dask: DaskCluster, storage: FraudStorage, source: s
         context.log.info("reading %s on the Dask cluster at %s", source, dask.scheduler)
         [counts] = copy_as_parts(client, [CopyJob(source, stem="base", keep_all_columns=True)],
                                  location.display(folder), location.storage_options)
-        if counts["rows"] == 0:
-            raise DataValidationError(source, ["the file has no data rows"])
     return TableParts(folder, counts["rows"]), counts
 
 
@@ -186,9 +191,18 @@ def _splits_on_cluster(context, config: SplitConfig, training_dataset: StoredTab
             )
         except DataValidationError as error:
             raise permanent_failure(str(error)) from error
-    for name, (_, folder) in opened.items():
-        yield dg.Output(TableParts(folder, counts[name]["rows"]), output_name=f"{name}_split",
-                        metadata=_split_metadata(counts[name]))
+    # Dagster stops this generator when storing an output fails: the splits not yet published
+    # then have no pointer that would ever name or remove them.
+    unpublished = dict(opened)
+    try:
+        for name, (_, folder) in opened.items():
+            yield dg.Output(TableParts(folder, counts[name]["rows"]), output_name=f"{name}_split",
+                            metadata=_split_metadata(counts[name]))
+            del unpublished[name]
+    finally:
+        for location, folder in unpublished.values():
+            with contextlib.suppress(Exception):
+                location.fs.rm(folder, recursive=True)
 
 
 @dg.asset(
@@ -203,6 +217,7 @@ def _splits_on_cluster(context, config: SplitConfig, training_dataset: StoredTab
     code_version=catalog.code_version(__name__, "training_dataset"),
     metadata=catalog.table(catalog.TRAINING_SCHEMA),
 )
+@retry_only_transient
 def training_dataset(
     context: dg.AssetExecutionContext,
     raw_transactions: StoredTable,
@@ -220,11 +235,11 @@ def training_dataset(
     changes, so a week with no new mature day or label is skipped.
     """
     if dask.configured:
-        value, base, days, rows_per_day, day_frauds = _training_dataset_on_cluster(
-            context, raw_transactions, storage, dataset, dask)
-        fingerprint = window_fingerprint(days, rows_per_day)
-        used = [d.day for d in days]
-        rows = base["rows"] + sum(rows_per_day)
+        built = _training_dataset_on_cluster(context, raw_transactions, storage, dataset, dask)
+        value, base, day_frauds = built.parts, built.base, built.day_frauds
+        fingerprint = window_fingerprint(built.days, built.rows_per_day)
+        used = [d.day for d in built.days]
+        rows = base["rows"] + sum(built.rows_per_day)
         frauds = base["frauds"] + day_frauds
     else:
         raw = raw_transactions.load()
@@ -257,7 +272,16 @@ def training_dataset(
     )
 
 
-def _training_dataset_on_cluster(context, raw_transactions: StoredTable, storage, dataset, dask):
+@dataclass(frozen=True)
+class _BuiltOnCluster:
+    parts: TableParts
+    base: dict  # rows, frauds and Time's range of the base file
+    days: list[LabelledDay]
+    rows_per_day: list[int]
+    day_frauds: int
+
+
+def _training_dataset_on_cluster(context, raw_transactions: StoredTable, storage, dataset, dask) -> _BuiltOnCluster:
     from fraud_assets.core.cluster.datasets import CopyJob, copy_as_parts, merged_counts
 
     days = labelled_window(storage, dataset, context.log)
@@ -280,4 +304,4 @@ def _training_dataset_on_cluster(context, raw_transactions: StoredTable, storage
         rows_per_day.append(day["rows"])
         day_frauds += day["frauds"]
         log_day(context.log, labelled.day, day["rows"], day["frauds"])
-    return TableParts(folder, base["rows"] + sum(rows_per_day)), base, days, rows_per_day, day_frauds
+    return _BuiltOnCluster(TableParts(folder, base["rows"] + sum(rows_per_day)), base, days, rows_per_day, day_frauds)
