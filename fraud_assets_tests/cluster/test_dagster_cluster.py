@@ -7,27 +7,18 @@ import dagster as dg
 import pytest
 
 from fraud_assets.core.cluster.training import ENGINE
-from fraud_assets.core.data.tables import write_table
 from fraud_assets.definitions import build_definitions, build_resources
 from fraud_assets.defs.io_managers import StoredTable
 from fraud_assets.defs.resources import DaskCluster
-from fraud_assets.synthetic.generate import generate_transactions
-from fraud_assets_tests.graph.conftest import FAST_TRAINING, FRAUD_RATE
+from fraud_assets_tests.cluster.conftest import local_project
+from fraud_assets_tests.graph.conftest import FAST_TRAINING
 
 pytestmark = [pytest.mark.dask, pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FRAUD_LOCAL_DIR", str(root))
-        patch.setenv("FRAUD_ENV", "local")
-        for name in ("FRAUD_PUSHGATEWAY_URL", "FRAUD_SLACK_WEBHOOK_URL", "FRAUD_AUPRC_FLOOR",
-                     "FRAUD_DASK_SCHEDULER"):
-            patch.delenv(name, raising=False)
-        raw = generate_transactions(60_000, seed=3, n_days=2, fraud_rate=FRAUD_RATE)
-        write_table(raw, str(root / "data" / "raw" / "creditcard.csv"))
+    with local_project(tmp_path_factory.mktemp("project"), 60_000) as root:
         yield root
 
 

@@ -19,6 +19,7 @@ from fraud_assets.defs.assets import ingestion
 from fraud_assets.defs.io_managers import StoredTableLoader
 from fraud_assets.defs.resources import DaskCluster, QualityGate
 from fraud_assets.synthetic.generate import generate_transactions
+from fraud_assets_tests.cluster.conftest import local_project
 from fraud_assets_tests.graph.conftest import FAST_TRAINING, FRAUD_RATE
 from fraud_assets_tests.s3.conftest import all_objects, buckets, plain_buckets, s3, upload_frame  # noqa: F401
 
@@ -55,17 +56,8 @@ def _labelled_day(root, day: str, seed: int, with_ids: bool) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FRAUD_LOCAL_DIR", str(root))
-        patch.setenv("FRAUD_ENV", "local")
-        patch.setenv("FRAUD_AS_OF_DATE", "2025-03-10")
-        patch.setenv("FRAUD_LABEL_MATURITY_DAYS", "2")
-        for name in ("FRAUD_PUSHGATEWAY_URL", "FRAUD_SLACK_WEBHOOK_URL", "FRAUD_AUPRC_FLOOR",
-                     "FRAUD_DASK_SCHEDULER", "FRAUD_TRAINING_WINDOW_DAYS"):
-            patch.delenv(name, raising=False)
-        raw = generate_transactions(40_000, seed=3, n_days=2, fraud_rate=FRAUD_RATE)
-        write_table(raw, str(root / "data" / "raw" / "creditcard.csv"))
+    with local_project(tmp_path_factory.mktemp("project"), 40_000, FRAUD_AS_OF_DATE="2025-03-10",
+                       FRAUD_LABEL_MATURITY_DAYS="2") as root:
         _labelled_day(root, DAYS[0], seed=11, with_ids=True)
         _labelled_day(root, DAYS[1], seed=12, with_ids=False)
         yield root
