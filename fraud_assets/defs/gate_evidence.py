@@ -1,6 +1,6 @@
 """What the quality gate judges: the test split scored by the candidate and by the model that
 serves, in this process, or by the Dask workers when a scheduler is configured (the split's
-rows then never reach this process; its labels and scores do)."""
+rows never reach this process, only counts of rows per label and score bin)."""
 
 from __future__ import annotations
 

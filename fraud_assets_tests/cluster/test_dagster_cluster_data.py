@@ -131,11 +131,11 @@ def test_the_training_data_is_built_by_the_workers_with_the_one_process_figures(
     model, production = registry.load_latest(), registry.load_production()
     assert model.manifest["training"]["engine"] == ENGINE
     assert registry.challenger_version() == model.version != production.version
-    # The workers' scores give the gate the figures this process would have found.
+    # The workers' scores, binned, give the gate the figures this process finds row by row.
     stored = StoredTableLoader(storage=storage).load_input(dg.build_input_context(asset_key=dg.AssetKey("test_split")))
     test_rows = QualityGate().evaluate(model, production, real_read_parts(stored.location, stored.path))
-    assert gate.metadata["candidate_auprc"].value == pytest.approx(test_rows.candidate_auprc, abs=1e-4)
-    assert gate.metadata["production_auprc"].value == pytest.approx(test_rows.production_auprc, abs=1e-4)
+    assert gate.metadata["candidate_auprc"].value == pytest.approx(test_rows.candidate_auprc, abs=5e-4)
+    assert gate.metadata["production_auprc"].value == pytest.approx(test_rows.production_auprc, abs=5e-4)
     assert model.manifest["data"]["train"]["rows"] == cluster["splits"]["train_split"][0]
 
     # Without the cluster the graph reads the parts the workers wrote.

@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dask
 import fsspec
 import numpy as np
 import pandas as pd
-from distributed import Client, wait
+from distributed import Client, as_completed, wait
 
 from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import TEST, TRAIN, VALIDATION, plan_splits, split_of
@@ -37,6 +38,7 @@ from fraud_assets.core.data.splits import DAY_COLUMN, MIN_ROWS_PER_CLASS
 from fraud_assets.core.data.tables import iter_transaction_chunks, write_table
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.gate import HeldOutScores
+from fraud_assets.core.model.scored_rows import ScoreCounts, count_scores
 
 # Rows per part: about 65 MB as float64 in a worker, a comfortable partition for workers of a
 # few GB, and few enough parts (1,700 for 450M rows) for the scheduler.
@@ -217,28 +219,42 @@ def fit_preprocessor_on_cluster(client: Client, tables: TableSet) -> tuple[Prepr
 def score_split_on_cluster(
     client: Client, tables: TableSet, candidate: FraudModel, production: FraudModel | None
 ) -> tuple[HeldOutScores, str | None]:
-    """A stored split scored by the workers for the quality gate: its labels and both models'
-    probabilities (about 9 bytes a row reach this process), and the latest transaction day
-    it holds (None when it holds only base-file rows)."""
+    """A stored split scored by the workers for the quality gate: each model's rows as counts
+    per label and score bin (a few megabytes reach this process, however long the split), and
+    the latest transaction day it holds (None when it holds only base-file rows)."""
     frame = labelled_frame(tables)
     # Each worker receives the models once, not once per partition.
     [shipped] = client.scatter([(portable_model(candidate),
                                  portable_model(production) if production is not None else None)], broadcast=True)
-    tasks = [dask.delayed(_score_partition)(part, shipped) for part in frame.to_delayed()]
-    labels, candidate_scores, production_scores, last_days = zip(*client.gather(client.compute(tasks)), strict=True)
-    days = [day for day in last_days if day]
+    futures = client.compute([dask.delayed(_score_partition)(part, shipped) for part in frame.to_delayed()])
+    totals = ScoreCounts(groups=2)
+    days: list[str] = []
+
+    def add(result: tuple[np.ndarray, str | None]) -> None:
+        counts, last_day = result
+        totals.add(counts)
+        if last_day:
+            days.append(last_day)
+
+    added_up(futures, add)
     return HeldOutScores(
-        labels=np.concatenate(labels),
-        candidate=np.concatenate(candidate_scores),
-        production=np.concatenate(production_scores) if production is not None else None,
+        candidate=totals.scored_rows(0),
+        production=totals.scored_rows(1) if production is not None else None,
     ), (max(days) if days else None)
 
 
 def _score_partition(part: pd.DataFrame, models: tuple[FraudModel, FraudModel | None]):
-    candidate, production = models
     features = feature_matrix(part)
+    labels = part[LABEL].to_numpy(dtype=np.int8)
+    counts = [count_scores(labels, model.predict_proba(features), group=group)
+              for group, model in enumerate(models) if model is not None]
     days = part[DAY_COLUMN].astype(str) if DAY_COLUMN in part.columns else pd.Series([], dtype=str)
     days = [day for day in days.unique() if day]
-    return (part[LABEL].to_numpy(dtype=np.int8), candidate.predict_proba(features),
-            production.predict_proba(features) if production is not None else None,
-            max(days) if days else None)
+    return np.concatenate(counts), (max(days) if days else None)
+
+
+def added_up(futures: list, add: Callable) -> None:
+    """Hands each task's result to ``add`` as it arrives, so this process holds one
+    partition's result at a time rather than all of them."""
+    for future in as_completed(futures):
+        add(future.result())

@@ -3,8 +3,9 @@ early stopping on validation, threshold and bundle (:mod:`fraud_assets.core.mode
 the workers stream their rows through XGBoost's external memory (:mod:`.external_memory`).
 
 What reaches this process: per-partition sums (preprocessing, counts, fingerprints), the
-booster, the labels and scores of the validation and test rows (two numbers a row, for the
-threshold and the metrics) and a sample of training rows for the drift reference.
+booster, the validation and test rows as counts per label and score bin (for the calibration,
+the threshold and the metrics; a few megabytes however many rows) and a sample of training rows
+for the drift reference.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import logging
 import time
 from datetime import UTC, datetime
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from distributed import Client
 
-from fraud_assets.core.cluster.datasets import require_both_classes
+from fraud_assets.core.cluster.datasets import added_up, require_both_classes
 from fraud_assets.core.cluster.external_memory import Boosting, train_streaming
 from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, with_splits
@@ -32,10 +34,19 @@ from fraud_assets.core.data.features import (
     unscaled_features,
 )
 from fraud_assets.core.data.inputs import TableSet
-from fraud_assets.core.data.schema import LABEL, TIME, feature_matrix
+from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, TIME, feature_matrix
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.provenance import data_fingerprint, partitioned_provenance
+from fraud_assets.core.model.scored_rows import (
+    CALIBRATION_FOLDS,
+    COUNT_COLUMNS,
+    ScoreCounts,
+    ScoredRows,
+    content_folds,
+    count_scores,
+)
 from fraud_assets.core.model.training import (
+    SCORE_REFERENCE_ROWS,
     HeldOutEvidence,
     TrainingConfig,
     booster_params,
@@ -50,9 +61,9 @@ from fraud_assets.core.model.training import (
 
 log = logging.getLogger(__name__)
 
-# Training rows profiled for the drift reference: its quantile grid has 1,001 points, which a
-# sample of this size pins down well, and it is all this process holds of the training data.
-DRIFT_SAMPLE_ROWS = 200_000
+# Training rows profiled for the drift reference, as many as its score column draws: all this
+# process holds of the training data.
+DRIFT_SAMPLE_ROWS = SCORE_REFERENCE_ROWS
 _PARTS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 _N = len(MODEL_FEATURES)
 # XGBoost's own distributed engine (its collective, as xgboost.dask uses) on external memory.
@@ -142,9 +153,9 @@ def _train_split_frame(
                                       training_seconds=time.perf_counter() - started)
         refit = refit_report(counts, stopped)
     model = untuned_model(stopped, preprocessor, created) if refit else early
-    y_valid, valid_scores, y_test, test_scores = _held_out_scores(frame, early, model)
+    validation, test = _held_out_scores(client, frame, early, model)
     evidence = HeldOutEvidence(
-        y_valid=y_valid, valid_scores=valid_scores, y_test=y_test, test_scores=test_scores,
+        validation=validation, test=test,
         rows_per_day=daily_volume(summary["rows"], summary["first_time"], summary["last_time"]),
         split_counts=counts,
         drift_columns=_drift_sample(frame, train_rows, config.seed),
@@ -195,28 +206,31 @@ def _summarise(frame: dd.DataFrame) -> dict:
     }
 
 
-def _scores(part: pd.DataFrame, validation_model: FraudModel, test_model: FraudModel) -> pd.DataFrame:
-    frames = []
-    for code, model in ((VALIDATION, validation_model), (TEST, test_model)):
+def _score_counts(part: pd.DataFrame, models: tuple[FraudModel, FraudModel]) -> np.ndarray:
+    """Sparse counts of the partition's validation rows (with their calibration folds) and test
+    rows by label and score bin: a few thousand lines however many rows the partition holds.
+    ``models`` score validation and test."""
+    counts = []
+    for group, (code, model) in enumerate(zip((VALIDATION, TEST), models, strict=True)):
         rows = part[part[SPLIT] == code]
-        frames.append(pd.DataFrame({
-            SPLIT: rows[SPLIT].to_numpy(),
-            LABEL: rows[LABEL].to_numpy(dtype=np.int8),
-            "score": model.predict_proba(feature_matrix(rows)) if len(rows) else np.empty(0, np.float32),
-        }))
-    return pd.concat(frames, ignore_index=True)
+        if len(rows):
+            folds = content_folds(rows[list(FEATURE_COLUMNS)]) if code == VALIDATION else None
+            counts.append(count_scores(rows[LABEL].to_numpy(), model.predict_proba(feature_matrix(rows)),
+                                       group=group, folds=folds))
+    return np.concatenate(counts) if counts else np.empty((0, COUNT_COLUMNS), dtype=np.int64)
 
 
-def _held_out_scores(frame: dd.DataFrame, validation_model: FraudModel, test_model: FraudModel):
+def _held_out_scores(client: Client, frame: dd.DataFrame, validation_model: FraudModel,
+                     test_model: FraudModel) -> tuple[ScoredRows, ScoredRows]:
     """Validation scored by the early-stopped model (out of sample for the threshold and the
-    calibration), test by the model shipped."""
-    meta = pd.DataFrame({SPLIT: pd.Series(dtype="int8"), LABEL: pd.Series(dtype="int8"),
-                         "score": pd.Series(dtype="float32")})
-    scored = frame.map_partitions(_scores, portable_model(validation_model), portable_model(test_model),
-                                  meta=meta).compute()
-    valid, test = scored[scored[SPLIT] == VALIDATION], scored[scored[SPLIT] == TEST]
-    return (valid[LABEL].to_numpy(), valid["score"].to_numpy(), test[LABEL].to_numpy(),
-            test["score"].to_numpy())
+    calibration), test by the model shipped; each partition sends counts per score bin, which
+    this process adds up as they arrive."""
+    [models] = client.scatter([(portable_model(validation_model), portable_model(test_model))], broadcast=True)
+    futures = client.compute([dask.delayed(_score_counts)(part, models)
+                              for part in frame.to_delayed()])
+    totals = ScoreCounts(groups=2, folds=CALIBRATION_FOLDS)
+    added_up(futures, totals.add)
+    return totals.scored_rows(0), totals.scored_rows(1)
 
 
 def _drift_sample(frame: dd.DataFrame, train_rows: int, seed: int) -> dict:

@@ -10,28 +10,32 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from fraud_assets.core.model.calibration import brier, expected_calibration_error, log_loss
 
 
-def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    """AUPRC, ROC-AUC and the confusion matrix at ``threshold`` (flag when score >= it)."""
+def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: float,
+                          weights: np.ndarray | None = None) -> dict:
+    """AUPRC, ROC-AUC and the confusion matrix at ``threshold`` (flag when score >= it).
+    ``weights``: how many rows each entry stands for (binned scores); None, one each."""
     labels = np.asarray(labels).astype(np.int64)
     scores = np.asarray(scores, dtype=np.float64)
-    both_classes = 0 < labels.sum() < len(labels)
+    counts = np.ones(len(labels), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+    rows, frauds = int(counts.sum()), int(counts[labels == 1].sum())
+    both_classes = 0 < frauds < rows
     predicted = scores >= threshold
-    tp = int(np.sum(predicted & (labels == 1)))
-    fp = int(np.sum(predicted & (labels == 0)))
-    fn = int(np.sum(~predicted & (labels == 1)))
-    tn = int(np.sum(~predicted & (labels == 0)))
+    tp = int(counts[predicted & (labels == 1)].sum())
+    fp = int(counts[predicted & (labels == 0)].sum())
+    fn = int(counts[~predicted & (labels == 1)].sum())
+    tn = int(counts[~predicted & (labels == 0)].sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "rows": int(len(labels)),
-        "frauds": int(labels.sum()),
-        "auprc": float(average_precision_score(labels, scores)) if both_classes else float("nan"),
-        "roc_auc": float(roc_auc_score(labels, scores)) if both_classes else float("nan"),
+        "rows": rows,
+        "frauds": frauds,
+        "auprc": float(average_precision_score(labels, scores, sample_weight=weights)) if both_classes else float("nan"),
+        "roc_auc": float(roc_auc_score(labels, scores, sample_weight=weights)) if both_classes else float("nan"),
         # How far the probabilities are from the observed rates, not only their ranking.
-        "log_loss": log_loss(labels, scores) if len(labels) else float("nan"),
-        "brier": brier(labels, scores) if len(labels) else float("nan"),
-        "calibration_error": expected_calibration_error(labels, scores) if len(labels) else float("nan"),
+        "log_loss": log_loss(labels, scores, weights) if rows else float("nan"),
+        "brier": brier(labels, scores, weights) if rows else float("nan"),
+        "calibration_error": expected_calibration_error(labels, scores, weights) if rows else float("nan"),
         "threshold": float(threshold),
         "precision": precision,
         "recall": recall,
@@ -59,6 +63,7 @@ def precision_recall_points(
     *,
     max_points: int = 200,
     tolerance: float = 0.005,
+    weights: np.ndarray | None = None,
 ) -> list[tuple[float, float]]:
     """(recall, precision) pairs by rising recall, few enough for run metadata, whose step-wise
     area (:func:`step_area`) stays within ``tolerance`` of the average precision.
@@ -68,8 +73,9 @@ def precision_recall_points(
     last kept one, so the steep top of the curve, where precision changes fast with few frauds,
     keeps its points; the step halves until the area is close enough or the points run out.
     With ``threshold``, the point that flags ``score >= threshold`` is kept as well.
+    ``weights``: how many rows each entry stands for (binned scores).
     """
-    precision, recall, cuts = precision_recall_curve(labels, scores)
+    precision, recall, cuts = precision_recall_curve(labels, scores, sample_weight=weights)
     # sklearn orders by rising threshold and ends at (recall 0, precision 1), which has no
     # threshold of its own; reversed, the curve starts there and recall never falls.
     precision, recall, cuts = precision[::-1], recall[::-1], np.r_[np.inf, cuts[::-1]]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from fraud_assets.core.data.schema import LABEL, feature_matrix
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.calibration import expected_calibration_error
+from fraud_assets.core.model.scored_rows import ScoredRows
 
 
 @dataclass(frozen=True)
@@ -34,27 +34,26 @@ class GateResult:
 
 @dataclass(frozen=True)
 class HeldOutScores:
-    """The test split's labels and each model's probabilities for its rows: all the gate
-    needs, however the rows were scored (here, or by Dask workers)."""
+    """The test split's rows as each model scores them: all the gate needs, however the rows
+    were scored (here, row by row, or by Dask workers, as counts per score bin)."""
 
-    labels: np.ndarray
-    candidate: np.ndarray
-    production: np.ndarray | None = None
+    candidate: ScoredRows
+    production: ScoredRows | None = None
 
 
 def score_test_split(candidate: FraudModel, production: FraudModel | None, test: pd.DataFrame) -> HeldOutScores:
     features = feature_matrix(test)
+    labels = test[LABEL].to_numpy()
     return HeldOutScores(
-        labels=test[LABEL].to_numpy(),
-        candidate=candidate.predict_proba(features),
-        production=production.predict_proba(features) if production is not None else None,
+        candidate=ScoredRows(labels, candidate.predict_proba(features)),
+        production=ScoredRows(labels, production.predict_proba(features)) if production is not None else None,
     )
 
 
-def _auprc(labels: np.ndarray, scores: np.ndarray) -> float:
-    if labels.sum() == 0:
+def _auprc(scored: ScoredRows) -> float:
+    if scored.frauds == 0:
         raise ValueError("the test split has no frauds: AUPRC is undefined")
-    return float(average_precision_score(labels, scores))
+    return float(average_precision_score(scored.labels, scored.scores, sample_weight=scored.weights))
 
 
 def evaluate_gate(
@@ -75,7 +74,7 @@ def evaluate_gate(
     scores = test if isinstance(test, HeldOutScores) else score_test_split(candidate, production, test)
     if (production is None) != (scores.production is None):
         raise ValueError("the production model's scores must come with the production model")
-    candidate_auprc = _auprc(scores.labels, scores.candidate)
+    candidate_auprc = _auprc(scores.candidate)
     reasons = []
     passed = candidate_auprc >= auprc_floor
     reasons.append(
@@ -83,7 +82,7 @@ def evaluate_gate(
     )
     production_auprc = None
     if production is not None:
-        production_auprc = _auprc(scores.labels, scores.production)
+        production_auprc = _auprc(scores.production)
         not_worse = candidate_auprc >= production_auprc - max_regression
         passed = passed and not_worse
         reasons.append(
@@ -94,7 +93,8 @@ def evaluate_gate(
         reasons.append("no production model yet")
     calibration_error = None
     if max_calibration_error is not None:
-        calibration_error = expected_calibration_error(scores.labels, scores.candidate)
+        calibration_error = expected_calibration_error(scores.candidate.labels, scores.candidate.scores,
+                                                       scores.candidate.weights)
         calibrated = calibration_error <= max_calibration_error
         passed = passed and calibrated
         reasons.append(f"test calibration error {calibration_error:.4f} "

@@ -61,13 +61,14 @@ class ThresholdChoice:
     expected_alerts: int
 
 
-def _cumulative_counts(labels: np.ndarray, scores: np.ndarray):
+def _cumulative_counts(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray):
     """True/false positives when flagging every distinct score at or above each cut."""
     order = np.argsort(-scores, kind="stable")
     sorted_scores = scores[order]
     sorted_labels = labels[order].astype(np.int64)
-    true_pos = np.cumsum(sorted_labels)
-    false_pos = np.cumsum(1 - sorted_labels)
+    sorted_weights = weights[order]
+    true_pos = np.cumsum(sorted_labels * sorted_weights)
+    false_pos = np.cumsum((1 - sorted_labels) * sorted_weights)
     # Only cut after the last of a run of tied scores: a threshold cannot split ties.
     last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
     return sorted_scores[last_of_tie], true_pos[last_of_tie], false_pos[last_of_tie]
@@ -79,20 +80,24 @@ def choose_threshold(
     policy: ThresholdPolicy = ThresholdPolicy(),
     *,
     rows_per_day: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> ThresholdChoice:
     """Pick the threshold: rows with ``score >= threshold`` are flagged as fraud.
 
     ``rows_per_day``: the expected daily volume, for the alert budget; None takes the scores
-    as one day's transactions.
+    as one day's transactions. ``weights``: how many rows each entry stands for (binned
+    scores, :mod:`fraud_assets.core.model.scored_rows`); None, one each.
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     if len(labels) == 0:
         raise ValueError("cannot choose a threshold on an empty validation set")
+    # Integer counts: rows, and rows stood for by bins, are whole.
+    weights = np.ones(len(labels), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
     if policy.strategy == "fixed":
-        return ThresholdChoice(policy.threshold, "fixed", int(np.count_nonzero(scores >= policy.threshold)))
-    cut_scores, true_pos, false_pos = _cumulative_counts(labels, scores)
-    positives = int(labels.sum())
+        return ThresholdChoice(policy.threshold, "fixed", int(weights[scores >= policy.threshold].sum()))
+    cut_scores, true_pos, false_pos = _cumulative_counts(labels, scores, weights)
+    positives = int(weights[labels == 1].sum())
     flagged = true_pos + false_pos
 
     if policy.strategy == "max_f1":
@@ -108,7 +113,7 @@ def choose_threshold(
         if policy.missed_fraud_cost * positives < cost[best]:
             return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "min_cost", 0)
     else:  # alert_budget
-        budget = policy.alerts_per_day * alert_rate_days(len(scores), rows_per_day)
+        budget = policy.alerts_per_day * alert_rate_days(int(weights.sum()), rows_per_day)
         within = np.flatnonzero(flagged <= budget)
         if len(within) == 0:
             return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "alert_budget", 0)

@@ -23,6 +23,7 @@ from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
 from fraud_assets.core.model.calibration import calibration_report, fit_calibration, sigmoid
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
 from fraud_assets.core.model.provenance import provenance
+from fraud_assets.core.model.scored_rows import ScoredRows
 from fraud_assets.core.model.search import DEFAULT_MAX_TRIALS, search_configuration
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 # Called after each boosting round with the rounds done and the most there can be (early
 # stopping usually ends sooner): how training reports progress without knowing who asks.
 OnRound = Callable[[int, int], None]
+# Binned held-out scores give the drift reference's score column this many drawn rows: its
+# quantile grid has 1,001 points, which a sample of this size pins down well.
+SCORE_REFERENCE_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -250,15 +254,14 @@ def untuned_model(stopped: StoppedBooster, preprocessor: Preprocessor, created: 
 @dataclass(frozen=True)
 class HeldOutEvidence:
     """What the threshold, the metrics and the drift reference are computed from, however the
-    rows were read: labels and scores of validation and test, and the training features.
+    rows were read: labels and scores of validation and test (row by row, or binned), and the
+    training features.
 
     Validation scores come from the model early stopping cut, before any refit on validation
     (out of sample, as the threshold and calibration need); test scores from the model shipped."""
 
-    y_valid: np.ndarray
-    valid_scores: np.ndarray
-    y_test: np.ndarray
-    test_scores: np.ndarray
+    validation: ScoredRows
+    test: ScoredRows
     rows_per_day: float
     # {"train" | "validation" | "test": {"rows": n, "frauds": n}}
     split_counts: dict
@@ -282,20 +285,23 @@ def complete_model(
 ) -> FraudModel:
     """Calibrate and choose the threshold on validation, write the manifest: one policy for
     every engine. ``evidence`` holds the uncalibrated model's scores."""
-    calibration, calibration_losses = fit_calibration(evidence.y_valid, evidence.valid_scores, seed=config.seed)
+    validation, test = evidence.validation, evidence.test
+    calibration, calibration_losses = fit_calibration(validation.labels, validation.scores, seed=config.seed,
+                                                      weights=validation.weights, folds=validation.folds)
     model.calibration = calibration
     # The threshold, the metrics and the drift reference all read the probabilities served.
-    valid_scores = calibration.apply(evidence.valid_scores)
-    y_test, test_scores = evidence.y_test, calibration.apply(evidence.test_scores)
-    choice = choose_threshold(evidence.y_valid, valid_scores, config.threshold,
-                              rows_per_day=evidence.rows_per_day)
+    calibrated_validation = validation.with_scores(calibration.apply(validation.scores))
+    calibrated_test = test.with_scores(calibration.apply(test.scores))
+    choice = choose_threshold(validation.labels, calibrated_validation.scores, config.threshold,
+                              rows_per_day=evidence.rows_per_day, weights=validation.weights)
     model.threshold = choice.threshold
     # The score reference is the shipped model's scores on rows it never saw: scores on rows
     # it trained on are too confident, and another model's (the early-stopped one) are spread
     # differently, and either would make every production day look drifted. Validation, unless
     # the refit trained on it; then test, the later rows.
-    reference_scores = test_scores if evidence.refitted_on_validation else valid_scores
-    drift_columns = {**evidence.drift_columns, profile.SCORE: reference_scores}
+    reference = calibrated_test if evidence.refitted_on_validation else calibrated_validation
+    drift_columns = {**evidence.drift_columns,
+                     profile.SCORE: reference.sample_scores(SCORE_REFERENCE_ROWS, config.seed)}
     model.manifest = {
         "created_at": created.isoformat(),
         # All three splits: validation chose the stopping round and threshold, test the gate.
@@ -319,12 +325,15 @@ def complete_model(
         },
         "data": evidence.split_counts,
         "metrics": {
-            "validation": classification_report(evidence.y_valid, valid_scores, choice.threshold),
-            "test": classification_report(y_test, test_scores, choice.threshold),
+            "validation": classification_report(validation.labels, calibrated_validation.scores, choice.threshold,
+                                                validation.weights),
+            "test": classification_report(test.labels, calibrated_test.scores, choice.threshold, test.weights),
         },
-        "calibration": calibration_report(calibration, calibration_losses, y_test, evidence.test_scores, test_scores),
+        "calibration": calibration_report(calibration, calibration_losses, test.labels, test.scores,
+                                          calibrated_test.scores, test.weights),
         "pr_curve_test": (
-            precision_recall_points(y_test, test_scores, choice.threshold) if y_test.sum() else []
+            precision_recall_points(test.labels, calibrated_test.scores, choice.threshold, weights=test.weights)
+            if test.frauds else []
         ),
         "top_features": _top_features(stopped.booster),
         "feature_importance": importance_by_input(stopped.booster),
@@ -403,10 +412,8 @@ def train_fraud_model(
         refit = refit_report(split_counts, stopped)
     model = untuned_model(stopped, preprocessor, created) if refit else early
     evidence = HeldOutEvidence(
-        y_valid=y_valid,
-        valid_scores=early.predict_proba(feature_matrix(splits.validation)),
-        y_test=splits.test[LABEL].to_numpy(),
-        test_scores=model.predict_proba(feature_matrix(splits.test)),
+        validation=ScoredRows(y_valid, early.predict_proba(feature_matrix(splits.validation))),
+        test=ScoredRows(splits.test[LABEL].to_numpy(), model.predict_proba(feature_matrix(splits.test))),
         rows_per_day=rows_per_day(splits),
         split_counts=split_counts,
         drift_columns={name: splits.train[name].to_numpy() for name in profile.DRIFT_FEATURES},
