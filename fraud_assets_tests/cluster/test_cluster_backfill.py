@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from fraud_assets.definitions import build_definitions
+from fraud_assets.defs import catalog
 from fraud_assets.defs.resources import DaskCluster
 from fraud_assets.synthetic.generate import generate_transactions
 from fraud_assets_tests.graph.conftest import FAST_TRAINING, FRAUD_RATE, run_pipeline
@@ -46,10 +47,10 @@ def _land_batches(client, bucket: str, tmp_path) -> list[str]:
     return names
 
 
-def _backfill(instance, dask: DaskCluster) -> dg.ExecuteInProcessResult:
+def _backfill(instance, dask: DaskCluster, asset: str = "daily_predictions") -> dg.ExecuteInProcessResult:
     defs = build_definitions("production")
     return dg.materialize(
-        [defs.get_assets_def("daily_predictions")],
+        [defs.get_assets_def(asset)],
         instance=instance,
         resources={**defs.resources, "dask": dask},
         # What a single-run backfill of the range from the UI puts on its run.
@@ -97,13 +98,13 @@ def _put_back(client, names: dict[str, str]) -> None:
             client.delete_object(Bucket=names["data"], Key=key)
 
 
-def _day_rows(instance) -> dict[str, int]:
+def _day_rows(instance, asset: str = "daily_predictions", figure: str = "rows") -> dict[str, int]:
     rows = {}
     for day in DAYS:
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_predictions"), asset_partitions=[day]), limit=1
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1
         ).records
-        rows[day] = records[0].event_log_entry.asset_materialization.metadata["rows"].value
+        rows[day] = records[0].event_log_entry.asset_materialization.metadata[figure].value
     return rows
 
 
@@ -146,3 +147,15 @@ def test_a_backfill_scores_its_range_across_the_workers_as_one_process_does(
     assert _day_rows(instance) == expected_rows == {day: 12_000 for day in DAYS}
     check = on_cluster.get_asset_check_evaluations()[0]
     assert not check.passed and check.metadata["rejected_files"].value == 1
+
+    # The challenger's shadow scores of the range, on the workers in one run too. With the
+    # serving model as the challenger they must be production's predictions, file for file.
+    registry = build_definitions("production").resources["storage"].registry()
+    registry.set_challenger(registry.production_version(), reason="test")
+    assert _backfill(instance, DaskCluster(scheduler=dask_cluster.address), "challenger_predictions").success
+    shadowed = _left_behind(s3, plain_buckets)
+    served = {key: frame for key, frame in found.items() if key.startswith("predictions/") and key.endswith(".parquet")}
+    assert len(served) == 2 * len(DAYS)
+    for key, frame in served.items():
+        pd.testing.assert_frame_equal(shadowed[key.replace("predictions/", "challenger_predictions/", 1)], frame)
+    assert _day_rows(instance, "challenger_predictions", catalog.PARTITION_ROW_COUNT) == expected_rows

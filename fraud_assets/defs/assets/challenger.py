@@ -1,6 +1,8 @@
 """Champion and challenger: the challenger scored in shadow, and the decision on evidence."""
 
 import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
 import numpy as np
@@ -8,7 +10,7 @@ import pandas as pd
 
 from fraud_assets import settings
 from fraud_assets.core.data.labels import BATCH_FILE, TRANSACTION_ID, with_labels
-from fraud_assets.core.model.scoring import score_file
+from fraud_assets.core.model.file_outcomes import FileOutcome, score_or_reject
 from fraud_assets.core.monitoring.challenger import PROMOTE, RETIRE, SideBySide, decide
 from fraud_assets.core.monitoring.performance import is_mature
 from fraud_assets.core.storage.locations import read_json, write_json_atomic
@@ -19,7 +21,7 @@ from fraud_assets.defs.batches import prediction_name, stats_name
 from fraud_assets.defs.day_data import day_batch_files, read_day_labels, read_predictions
 from fraud_assets.defs.errors import TRANSIENT_RETRY
 from fraud_assets.defs.partitions import daily_partitions
-from fraud_assets.defs.resources import DatasetSettings, FraudStorage, SlackAlerts
+from fraud_assets.defs.resources import DaskCluster, DatasetSettings, FraudStorage, SlackAlerts
 
 GROUP = "challenger"
 
@@ -28,6 +30,9 @@ GROUP = "challenger"
     group_name=GROUP,
     owners=catalog.OWNERS,
     partitions_def=daily_partitions,
+    # A backfill of the shadow scores is one run over its range, spread over the Dask
+    # workers when a scheduler is configured, as daily_predictions' backfills are.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["daily_predictions", "challenger_model"],
     kinds={"xgboost", "parquet"},
     retry_policy=TRANSIENT_RETRY,
@@ -37,41 +42,101 @@ GROUP = "challenger"
     metadata=catalog.table(catalog.PREDICTIONS_SCHEMA),
 )
 def challenger_predictions(
-    context: dg.AssetExecutionContext, storage: FraudStorage, dataset: DatasetSettings
+    context: dg.AssetExecutionContext, storage: FraudStorage, dataset: DatasetSettings, dask: DaskCluster
 ) -> dg.MaterializeResult:
     """The challenger's shadow scores of the day's batch files: the same files in the same row
     order as `daily_predictions`, written under `challenger_predictions/date=YYYY-MM-DD/`.
-    Never read by anything that serves; nothing to do while no challenge runs."""
-    day = context.partition_key
-    registry = storage.registry()
-    model = registry.load_challenger()
+    Never read by anything that serves; nothing to do while no challenge runs.
+
+    A backfill scores its whole range in one run; with a Dask scheduler
+    (`FRAUD_DASK_SCHEDULER`) the workers score the files side by side. A file the challenger
+    cannot read is left where it is for `daily_predictions` to quarantine, and named in the
+    day's metadata."""
+    days = context.partition_keys
+    model = storage.registry().load_challenger()
     if model is None:
-        return dg.MaterializeResult(metadata={"challenger": "none", "newly_scored_files": 0})
+        return _shadow_result(context, {day: {"challenger": "none", "newly_scored_files": 0} for day in days})
+    shadow = storage.challenger_predictions()
+    tallies = {day: _ShadowDay() for day in days}
+    to_score = []
+    for day in days:
+        for batch_path in day_batch_files(storage, dataset, day):
+            stats_path = shadow.path(f"date={day}", stats_name(batch_path))
+            before = read_json(shadow.fs, stats_path) if shadow.fs.exists(stats_path) else None
+            if before is not None and before["model_version"] == model.version:
+                tallies[day].rows += before["rows"]
+            else:
+                to_score.append(_ShadowFile(day, batch_path, shadow.path(f"date={day}", prediction_name(batch_path)),
+                                            stats_path))
+    for file, outcome in _shadow_outcomes(context, storage, dataset, dask, model, to_score):
+        tally = tallies[file.day]
+        if outcome.rejection is not None:
+            context.log.warning("the challenger could not score %s: %s", file.batch_path, outcome.rejection)
+            tally.rejected.append(outcome.rejection)
+            continue
+        write_json_atomic(shadow.fs, file.stats_path, outcome.stats.to_dict())
+        tally.scored += 1
+        tally.scored_rows += outcome.stats.rows
+        tally.rows += outcome.stats.rows
+    return _shadow_result(context, {day: {
+        "challenger": model.version,
+        "newly_scored_files": tally.scored,
+        "newly_scored_rows": tally.scored_rows,
+        catalog.PARTITION_ROW_COUNT: tally.rows,
+        catalog.URI: catalog.uri(shadow, f"date={day}"),
+        **({"unreadable_files": dg.MetadataValue.json(tally.rejected)} if tally.rejected else {}),
+    } for day, tally in tallies.items()})
+
+
+@dataclass
+class _ShadowDay:
+    rows: int = 0
+    scored: int = 0
+    scored_rows: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _ShadowFile:
+    day: str
+    batch_path: str
+    output_path: str
+    stats_path: str
+
+
+def _shadow_outcomes(context, storage: FraudStorage, dataset: DatasetSettings, dask: DaskCluster,
+                     model, files: list[_ShadowFile]) -> Iterator[tuple[_ShadowFile, FileOutcome]]:
+    """Each file with its outcome as it finishes, scored one after another here or side by
+    side on the Dask workers."""
     data, shadow = storage.data(), storage.challenger_predictions()
-    scored, rows, day_rows = 0, 0, 0
-    for batch_path in day_batch_files(storage, dataset, day):
-        stats_path = shadow.path(f"date={day}", stats_name(batch_path))
-        if shadow.fs.exists(stats_path):
-            before = read_json(shadow.fs, stats_path)
-            if before["model_version"] == model.version:
-                day_rows += before["rows"]
-                continue
-        output = shadow.path(f"date={day}", prediction_name(batch_path))
-        stats = score_file(model, batch_path, output, input_fs=data.fs, output_fs=shadow.fs,
-                           chunk_rows=dataset.scoring_chunk_rows, source=data.display(batch_path))
-        write_json_atomic(shadow.fs, stats_path, stats.to_dict())
-        scored += 1
-        rows += stats.rows
-        day_rows += stats.rows
-    return dg.MaterializeResult(
-        metadata={
-            "challenger": model.version,
-            "newly_scored_files": scored,
-            "newly_scored_rows": rows,
-            catalog.PARTITION_ROW_COUNT: day_rows,
-            catalog.URI: catalog.uri(shadow, f"date={day}"),
-        }
-    )
+    if not dask.configured or not files:
+        for file in files:
+            yield file, score_or_reject(model, file.batch_path, file.output_path, input_fs=data.fs,
+                                        output_fs=shadow.fs, chunk_rows=dataset.scoring_chunk_rows,
+                                        source=data.display(file.batch_path))
+        return
+    # Imported only on this path: without a scheduler no Dask module is loaded.
+    from fraud_assets.core.cluster.scoring import FileToScore, outcomes_on_cluster
+
+    with dask.client() as client:
+        context.log.info("shadow scoring %d files on the Dask cluster at %s", len(files), dask.scheduler)
+        addresses = [FileToScore(data.display(file.batch_path), shadow.display(file.output_path)) for file in files]
+        for index, outcome in outcomes_on_cluster(client, model, addresses, input_options=data.storage_options,
+                                                  output_options=shadow.storage_options,
+                                                  chunk_rows=dataset.scoring_chunk_rows):
+            yield files[index], outcome
+
+
+def _shadow_result(context: dg.AssetExecutionContext, by_day: dict[str, dict]) -> dg.MaterializeResult:
+    if len(by_day) == 1:
+        return dg.MaterializeResult(metadata=next(iter(by_day.values())))
+    # One run for many days: each day's materialisation gets its own figures.
+    for day, metadata in by_day.items():
+        context.add_asset_metadata(metadata, partition_key=day)
+    return dg.MaterializeResult(metadata={
+        "days": len(by_day),
+        "newly_scored_files_in_range": sum(m["newly_scored_files"] for m in by_day.values()),
+    })
 
 
 def side_by_side(storage: FraudStorage, days: list[str]) -> tuple[SideBySide, list[str]]:
