@@ -98,7 +98,7 @@ def _put_back(client, names: dict[str, str]) -> None:
             client.delete_object(Bucket=names["data"], Key=key)
 
 
-def _day_rows(instance, asset: str = "daily_predictions", figure: str = "rows") -> dict[str, int]:
+def _day_rows(instance, asset: str = "daily_predictions", figure: str = "rows") -> dict[str, object]:
     rows = {}
     for day in DAYS:
         records = instance.fetch_materializations(
@@ -159,3 +159,4 @@ def test_a_backfill_scores_its_range_across_the_workers_as_one_process_does(
     for key, frame in served.items():
         pd.testing.assert_frame_equal(shadowed[key.replace("predictions/", "challenger_predictions/", 1)], frame)
     assert _day_rows(instance, "challenger_predictions", catalog.PARTITION_ROW_COUNT) == expected_rows
+    assert set(_day_rows(instance, "challenger_predictions", "scored_on").values()) == {"dask"}

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraud_assets.core.data import profile
 from fraud_assets.core.model.bundle import FraudModel
 from fraud_assets.core.model.calibration import fit_calibration, logit, sigmoid
 from fraud_assets.core.model.evaluation import classification_report, precision_recall_points, step_area
@@ -20,6 +21,7 @@ from fraud_assets.core.model.scored_rows import (
     score_bins,
 )
 from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
+from fraud_assets.core.monitoring import drift
 
 
 def _held_out(rows: int = 300_000, seed: int = 0, overconfidence: float = 1.0):
@@ -116,6 +118,25 @@ def test_calibration_folds_follow_content_not_partitioning():
     assert np.bincount(whole, minlength=CALIBRATION_FOLDS).min() > 1_800
 
 
+def test_binned_rows_without_their_folds_are_refused():
+    labels, scores = _held_out(rows=20_000, seed=7)
+    binned = _binned(labels, scores)
+    with pytest.raises(ValueError, match="folds"):
+        fit_calibration(binned.labels, binned.scores, weights=binned.weights)
+
+
+@pytest.mark.parametrize("policy", [ThresholdPolicy("min_cost", 1.0, 1_000.0),
+                                    ThresholdPolicy("alert_budget", alerts_per_day=0.0)])
+def test_flagging_nothing_flags_no_row_even_at_probability_one(policy):
+    # The top-scored rows are genuine: flagging them costs more than missing every fraud.
+    labels = np.r_[np.zeros(970, dtype=np.int8), np.ones(30, dtype=np.int8), np.zeros(30, dtype=np.int8)]
+    scores = np.r_[np.full(1_000, 0.5, dtype=np.float32), np.ones(30, dtype=np.float32)]
+    for rows in (ScoredRows(labels, scores), _binned(labels, scores)):
+        choice = choose_threshold(rows.labels, rows.scores, policy, weights=rows.weights)
+        # As scoring compares: float32 probabilities against the threshold.
+        assert choice.expected_alerts == 0 == np.count_nonzero(scores >= choice.threshold)
+
+
 def test_too_few_frauds_in_a_fold_leave_the_probabilities_as_they_are():
     labels = np.zeros(1_000, dtype=np.int8)
     labels[0] = 1
@@ -123,6 +144,21 @@ def test_too_few_frauds_in_a_fold_leave_the_probabilities_as_they_are():
     binned = _binned(labels, scores, folds=np.arange(1_000) % CALIBRATION_FOLDS)
     calibration, losses = fit_calibration(binned.labels, binned.scores, weights=binned.weights, folds=binned.folds)
     assert calibration.method == "none" and set(losses) == {"none"}
+
+
+@pytest.mark.parametrize("distinct_scores", [300, None])
+def test_a_drift_reference_from_bins_finds_no_drift_in_the_same_models_scores(distinct_scores):
+    # Trees give many ties: a live day scored by the same model sits on the same few values.
+    rng = np.random.default_rng(6)
+    labels, scores = _held_out(seed=6)
+    if distinct_scores:
+        values = np.sort(rng.choice(scores, distinct_scores, replace=False))
+        scores = values[np.clip(np.searchsorted(values, scores), 0, distinct_scores - 1)]
+    reference = profile.build_reference({profile.SCORE: _binned(labels, scores).sample_scores(200_000, seed=0)})
+    live = drift.DriftAccumulator(reference)
+    live.add({profile.SCORE: rng.choice(scores, 100_000)})
+    score = live.report()["features"][profile.SCORE]
+    assert score["p_value"] > 0.01 and score["psi"] < 0.01, score
 
 
 def test_drawn_scores_follow_the_binned_distribution():

@@ -132,34 +132,6 @@ def test_shadow_scores_count_the_whole_day_when_nothing_new_was_scored(pipeline,
         assert local_path(day_metadata[catalog.URI]).name == f"date={DAY}"
 
 
-def test_a_shadow_backfill_is_one_run_with_each_days_own_figures(pipeline, instance):
-    write_batch(pipeline, f"{NEXT_DAY}_a.csv", rows=500, seed=7)
-    write_batch(pipeline, f"{NEXT_DAY}_b.csv", rows=700, seed=8)
-    defs = build_definitions("local")
-    assert dg.materialize([defs.get_assets_def("daily_predictions")], instance=instance, partition_key=NEXT_DAY,
-                          resources=defs.resources).success
-    registry = defs.resources["storage"].registry()
-    # The challenger is the serving model itself, so its shadow scores must be production's.
-    registry.set_challenger(registry.production_version(), reason="test")
-    shadow = defs.get_assets_def("challenger_predictions")
-    assert shadow.backfill_policy == dg.BackfillPolicy.single_run()
-    the_range = {"dagster/asset_partition_range_start": DAY, "dagster/asset_partition_range_end": NEXT_DAY}
-    for newly_scored in ({DAY: 1, NEXT_DAY: 2}, {DAY: 0, NEXT_DAY: 0}):
-        result = dg.materialize([shadow], instance=instance, resources=defs.resources, tags=the_range)
-        assert result.success
-        assert sorted(m.partition for m in result.asset_materializations_for_node("challenger_predictions")) == [
-            DAY, NEXT_DAY]
-        for day, rows in ((DAY, 3_000), (NEXT_DAY, 1_200)):
-            day_metadata = metadata(instance, "challenger_predictions", day)
-            assert day_metadata["newly_scored_files"] == newly_scored[day]
-            assert day_metadata[catalog.PARTITION_ROW_COUNT] == rows
-            served = sorted(local_path(metadata(instance, "daily_predictions", day)[catalog.URI]).glob("*.parquet"))
-            shadowed = sorted(local_path(day_metadata[catalog.URI]).glob("*.parquet"))
-            assert [path.name for path in shadowed] == [path.name for path in served]
-            for ours, theirs in zip(shadowed, served, strict=True):
-                pd.testing.assert_frame_equal(pd.read_parquet(ours), pd.read_parquet(theirs))
-
-
 def test_labels_count_rows_per_day_in_a_run_over_several_days(pipeline, instance):
     write_batch(pipeline, f"{NEXT_DAY}_a.csv", rows=500, seed=7)
     defs = build_definitions("local")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from distributed import Client
+from distributed import Client, as_completed
 
 from fraud_assets.core.cluster.errors import ClusterUnavailable
 
@@ -25,3 +25,10 @@ def cluster_client(address: str) -> Iterator[Client]:
         yield client
     finally:
         client.close()
+
+
+def added_up(futures: list, add: Callable) -> None:
+    """Hands each task's result to ``add`` as it arrives, so this process holds one task's
+    result at a time rather than all of them."""
+    for future in as_completed(futures):
+        add(future.result())

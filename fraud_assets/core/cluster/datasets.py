@@ -13,15 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import posixpath
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dask
 import fsspec
 import numpy as np
 import pandas as pd
-from distributed import Client, as_completed, wait
+from distributed import Client, wait
 
+from fraud_assets.core.cluster.client import added_up
 from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import TEST, TRAIN, VALIDATION, plan_splits, split_of
 from fraud_assets.core.cluster.tables import labelled_frame
@@ -252,9 +252,3 @@ def _score_partition(part: pd.DataFrame, models: tuple[FraudModel, FraudModel | 
     days = [day for day in days.unique() if day]
     return np.concatenate(counts), (max(days) if days else None)
 
-
-def added_up(futures: list, add: Callable) -> None:
-    """Hands each task's result to ``add`` as it arrives, so this process holds one
-    partition's result at a time rather than all of them."""
-    for future in as_completed(futures):
-        add(future.result())

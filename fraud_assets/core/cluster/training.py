@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
-from fraud_assets.core.cluster.datasets import added_up, require_both_classes
+from fraud_assets.core.cluster.client import added_up
+from fraud_assets.core.cluster.datasets import require_both_classes
 from fraud_assets.core.cluster.external_memory import Boosting, train_streaming
 from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, plan_splits, with_splits
@@ -46,7 +47,6 @@ from fraud_assets.core.model.scored_rows import (
     count_scores,
 )
 from fraud_assets.core.model.training import (
-    SCORE_REFERENCE_ROWS,
     HeldOutEvidence,
     TrainingConfig,
     booster_params,
@@ -61,9 +61,9 @@ from fraud_assets.core.model.training import (
 
 log = logging.getLogger(__name__)
 
-# Training rows profiled for the drift reference, as many as its score column draws: all this
-# process holds of the training data.
-DRIFT_SAMPLE_ROWS = SCORE_REFERENCE_ROWS
+# Training rows profiled for the drift reference: its quantile grid has 1,001 points, which a
+# sample of this size pins down well, and it is all this process holds of the training data.
+DRIFT_SAMPLE_ROWS = 200_000
 _PARTS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 _N = len(MODEL_FEATURES)
 # XGBoost's own distributed engine (its collective, as xgboost.dask uses) on external memory.
@@ -230,7 +230,7 @@ def _held_out_scores(client: Client, frame: dd.DataFrame, validation_model: Frau
                               for part in frame.to_delayed()])
     totals = ScoreCounts(groups=2, folds=CALIBRATION_FOLDS)
     added_up(futures, totals.add)
-    return totals.scored_rows(0), totals.scored_rows(1)
+    return totals.scored_rows(0), totals.scored_rows(1, folded=False)
 
 
 def _drift_sample(frame: dd.DataFrame, train_rows: int, seed: int) -> dict:

@@ -108,6 +108,8 @@ def fit_calibration(labels: np.ndarray, probabilities: np.ndarray, *, seed: int 
     evidence: each candidate's mean fold log-loss. ``weights`` and ``folds`` describe binned
     rows (:mod:`fraud_assets.core.model.scored_rows`)."""
     labels = np.asarray(labels).astype(np.int64)
+    if weights is not None and folds is None:
+        raise ValueError("binned rows (weights) need their calibration folds: a bin cannot be split into folds")
     log_odds = logit(probabilities)
     splits = _calibration_folds(labels, weights, folds, seed)
     if not splits:

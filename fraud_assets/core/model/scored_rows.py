@@ -12,6 +12,7 @@ holds no longer grows with the rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,13 +33,15 @@ COUNT_COLUMNS = 5
 @dataclass(frozen=True)
 class ScoredRows:
     """Labels and probabilities of held-out rows. With ``weights``, each entry stands for that
-    many rows; with ``folds``, each entry's calibration fold is fixed (binned rows cannot be
-    split again)."""
+    many rows (whole counts); with ``folds``, each entry's calibration fold is fixed (binned
+    rows cannot be split again); with ``ceilings``, every row an entry stands for lies below
+    its ceiling (the upper edge of its bin)."""
 
     labels: np.ndarray
     scores: np.ndarray
     weights: np.ndarray | None = None
     folds: np.ndarray | None = None
+    ceilings: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -49,20 +52,26 @@ class ScoredRows:
         labels = np.asarray(self.labels)
         return int(labels.sum() if self.weights is None else self.weights[labels == 1].sum())
 
-    def with_scores(self, scores: np.ndarray) -> ScoredRows:
-        return ScoredRows(self.labels, scores, self.weights, self.folds)
+    def mapped(self, monotone: Callable[[np.ndarray], np.ndarray]) -> ScoredRows:
+        """The same rows with ``monotone`` (a calibration) applied to their scores."""
+        return ScoredRows(self.labels, monotone(self.scores), self.weights, self.folds,
+                          None if self.ceilings is None else monotone(self.ceilings))
 
     def sample_scores(self, size: int, seed: int) -> np.ndarray:
         """Scores of up to ``size`` rows drawn as the rows are distributed (all of them when
-        they are unweighted), e.g. for the drift reference's quantiles."""
+        they are unweighted), e.g. for the drift reference's quantiles.
+
+        A drawn binned row takes its bin's ceiling: the reference's distribution function then
+        matches, at every point it is read at (bin edges), that of live scores from the same
+        model, ties included. At the bin's floor it would be a whole bin ahead of them."""
         if self.weights is None:
             return np.asarray(self.scores)
         total = self.weights.sum()
         if total == 0:
             return np.empty(0)
         rng = np.random.default_rng(seed)
-        drawn = rng.choice(len(self.scores), size=min(size, int(total)), p=self.weights / total)
-        return np.asarray(self.scores)[drawn]
+        drawn = rng.choice(len(self.labels), size=min(size, int(total)), p=self.weights / total)
+        return np.asarray(self.scores if self.ceilings is None else self.ceilings)[drawn]
 
 
 def score_bins(probabilities: np.ndarray) -> np.ndarray:
@@ -71,10 +80,12 @@ def score_bins(probabilities: np.ndarray) -> np.ndarray:
 
 
 def bin_probabilities(bins: np.ndarray) -> np.ndarray:
-    """The probability a bin stands for: its lower edge, at or below every row it counts."""
+    """The probability a bin stands for: its lower edge, at or below every row it counts
+    (probabilities below 1e-7 count at 1e-7, the clip log-loss applies)."""
     edges = sigmoid(np.asarray(bins, dtype=np.float64) / BINS_PER_LOG_ODDS - LOG_ODDS_LIMIT)
-    # One step down, so a row whose probability sits exactly on the edge is never below it.
-    return np.nextafter(edges, 0.0)
+    # A little below the edge, so a row whose probability sits on it, rounded either way on
+    # its way through the log-odds, is never below it.
+    return edges * (1 - 1e-9)
 
 
 def content_folds(rows: pd.DataFrame, folds: int = CALIBRATION_FOLDS) -> np.ndarray:
@@ -113,11 +124,15 @@ class ScoreCounts:
         group, fold, label, bins, rows = sparse.T
         np.add.at(self.counts, (group, fold, label, bins), rows)
 
-    def scored_rows(self, group: int = 0) -> ScoredRows:
+    def scored_rows(self, group: int = 0, *, folded: bool | None = None) -> ScoredRows:
+        """The group's rows as weighted entries; ``folded`` (default: whether the counts keep
+        folds) says whether its calibration folds are kept."""
         folds, labels, bins = np.nonzero(self.counts[group])
+        folded = self.counts.shape[1] > 1 if folded is None else folded
         return ScoredRows(
             labels=labels.astype(np.int8),
             scores=bin_probabilities(bins),
             weights=self.counts[group][folds, labels, bins],
-            folds=folds if self.counts.shape[1] > 1 else None,
+            folds=folds if folded else None,
+            ceilings=bin_probabilities(bins + 1),
         )

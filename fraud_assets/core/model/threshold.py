@@ -35,6 +35,12 @@ def strategy_parameters(strategy: str) -> tuple[str, ...]:
     return _PARAMETERS[strategy]
 
 
+# The threshold that flags no row: above every probability, also once rounded to float32, as
+# scoring compares it with float32 probabilities (just above the top score would round down
+# onto it, and binned scores do not know how far above their bin's floor the top rows sit).
+FLAG_NOTHING = float(np.nextafter(np.float32(1.0), np.float32(2.0)))
+
+
 @dataclass(frozen=True)
 class ThresholdPolicy:
     strategy: ThresholdStrategy = "max_f1"
@@ -111,12 +117,12 @@ def choose_threshold(
         # Flagging nothing is also an option; it wins if every cut costs more.
         best = int(np.argmin(cost))
         if policy.missed_fraud_cost * positives < cost[best]:
-            return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "min_cost", 0)
+            return ThresholdChoice(FLAG_NOTHING, "min_cost", 0)
     else:  # alert_budget
         budget = policy.alerts_per_day * alert_rate_days(int(weights.sum()), rows_per_day)
         within = np.flatnonzero(flagged <= budget)
         if len(within) == 0:
-            return ThresholdChoice(float(np.nextafter(cut_scores[0], np.inf)), "alert_budget", 0)
+            return ThresholdChoice(FLAG_NOTHING, "alert_budget", 0)
         best = int(within[-1])
     return ThresholdChoice(float(cut_scores[best]), policy.strategy, int(flagged[best]))
 

@@ -290,8 +290,7 @@ def complete_model(
                                                       weights=validation.weights, folds=validation.folds)
     model.calibration = calibration
     # The threshold, the metrics and the drift reference all read the probabilities served.
-    calibrated_validation = validation.with_scores(calibration.apply(validation.scores))
-    calibrated_test = test.with_scores(calibration.apply(test.scores))
+    calibrated_validation, calibrated_test = validation.mapped(calibration.apply), test.mapped(calibration.apply)
     choice = choose_threshold(validation.labels, calibrated_validation.scores, config.threshold,
                               rows_per_day=evidence.rows_per_day, weights=validation.weights)
     model.threshold = choice.threshold

@@ -19,7 +19,7 @@ from fraud_assets.defs.assets.training import serving_uri
 from fraud_assets.defs.automation import RECENT_LOOKBACK, after_inputs_update, after_upstream
 from fraud_assets.defs.batches import prediction_name, stats_name
 from fraud_assets.defs.day_data import day_batch_files, read_day_labels, read_predictions
-from fraud_assets.defs.errors import TRANSIENT_RETRY
+from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DaskCluster, DatasetSettings, FraudStorage, SlackAlerts
 
@@ -49,9 +49,10 @@ def challenger_predictions(
     Never read by anything that serves; nothing to do while no challenge runs.
 
     A backfill scores its whole range in one run; with a Dask scheduler
-    (`FRAUD_DASK_SCHEDULER`) the workers score the files side by side. A file the challenger
-    cannot read is left where it is for `daily_predictions` to quarantine, and named in the
-    day's metadata."""
+    (`FRAUD_DASK_SCHEDULER`) the workers score the files side by side. A file still in
+    `incoming/` that the challenger cannot read is left for `daily_predictions` to quarantine
+    and named in the day's metadata; one in `processed/` passed production's validation, so
+    the challenger's failure on it fails the run (once the other files are recorded)."""
     days = context.partition_keys
     model = storage.registry().load_challenger()
     if model is None:
@@ -68,9 +69,13 @@ def challenger_predictions(
             else:
                 to_score.append(_ShadowFile(day, batch_path, shadow.path(f"date={day}", prediction_name(batch_path)),
                                             stats_path))
+    incoming = storage.data().path(dataset.incoming_prefix) + "/"
+    failed_on_validated = []
     for file, outcome in _shadow_outcomes(context, storage, dataset, dask, model, to_score):
         tally = tallies[file.day]
         if outcome.rejection is not None:
+            if not file.batch_path.startswith(incoming):
+                failed_on_validated.append(outcome.rejection)
             context.log.warning("the challenger could not score %s: %s", file.batch_path, outcome.rejection)
             tally.rejected.append(outcome.rejection)
             continue
@@ -78,7 +83,15 @@ def challenger_predictions(
         tally.scored += 1
         tally.scored_rows += outcome.stats.rows
         tally.rows += outcome.stats.rows
+    if failed_on_validated:
+        raise permanent_failure(
+            f"challenger {model.version} failed on {len(failed_on_validated)} file(s) that production "
+            f"validated and scored: {failed_on_validated[0]}",
+            failures=dg.MetadataValue.json(failed_on_validated),
+        )
+    scored_on = "dask" if dask.configured else "this process"
     return _shadow_result(context, {day: {
+        "scored_on": scored_on,
         "challenger": model.version,
         "newly_scored_files": tally.scored,
         "newly_scored_rows": tally.scored_rows,
@@ -130,23 +143,25 @@ def _shadow_outcomes(context, storage: FraudStorage, dataset: DatasetSettings, d
 def _shadow_result(context: dg.AssetExecutionContext, by_day: dict[str, dict]) -> dg.MaterializeResult:
     if len(by_day) == 1:
         return dg.MaterializeResult(metadata=next(iter(by_day.values())))
-    # One run for many days: each day's materialisation gets its own figures.
+    # One run for many days: each day's materialisation gets its own figures and only those,
+    # so a day reads the same however it was run.
     for day, metadata in by_day.items():
         context.add_asset_metadata(metadata, partition_key=day)
-    return dg.MaterializeResult(metadata={
-        "days": len(by_day),
-        "newly_scored_files_in_range": sum(m["newly_scored_files"] for m in by_day.values()),
-    })
+    return dg.MaterializeResult()
 
 
-def side_by_side(storage: FraudStorage, days: list[str]) -> tuple[SideBySide, list[str]]:
-    """Shared rows of the given days: transactions both models scored, with their labels."""
+def side_by_side(storage: FraudStorage, days: list[str], challenger: str) -> tuple[SideBySide, list[str]]:
+    """Shared rows of the given days: transactions both models scored, with their labels.
+    Only ``challenger``'s shadow scores count: an earlier challenger's may still lie where a
+    file has not been shadow-scored again."""
     parts, used = [], []
     production_threshold = challenger_threshold = None
     registry = storage.registry()
     for day in days:
         production = read_predictions(storage.predictions(), day)
         shadow = read_predictions(storage.challenger_predictions(), day)
+        if not shadow.empty:
+            shadow = shadow[shadow["model_version"] == challenger]
         if production.empty or shadow.empty:
             continue
         shared = production.merge(shadow, on=[BATCH_FILE, TRANSACTION_ID], suffixes=("_p", "_c"))
@@ -215,7 +230,7 @@ def challenger_evaluation(
         after_training = dt.date.fromisoformat(record["trained_through"]) + dt.timedelta(days=1)
         first = max(first[:10], after_training.isoformat())
     days = mature_days_since(first, today, settings.label_maturity_days())
-    evidence, used = side_by_side(storage, days)
+    evidence, used = side_by_side(storage, days, challenger)
     decision = decide(evidence, settings.promotion_policy())
     context.log.info("%s vs %s: %s", challenger, production, decision.reason)
     figures = {k: v for k, v in decision.to_dict().items() if k not in ("outcome", "reason")}
