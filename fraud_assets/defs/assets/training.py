@@ -217,9 +217,10 @@ def _train_on_cluster(context, dask: DaskCluster, stored: dict, preprocessor, co
 
     with dask.client() as client:
         context.log.info("training on the Dask cluster at %s", dask.scheduler)
+        # The splits are this graph's own tables, validated when the workers wrote them.
         return train_split_tables_on_cluster(
             client, {name: table.tables() for name, table in stored.items()}, config,
-            preprocessor=preprocessor, run_id=context.run_id,
+            preprocessor=preprocessor, run_id=context.run_id, validated=True,
         )
 
 
