@@ -82,3 +82,18 @@ def test_a_file_the_challenger_cannot_read_fails_only_when_production_validated_
     [reason] = day_metadata["unreadable_files"]
     assert incoming.name in reason and "V4" in reason
     assert incoming.exists()
+
+
+def test_the_challenge_is_judged_on_the_current_challengers_shadow_scores_only(pipeline, instance):
+    from fraud_assets.defs.assets.challenger import side_by_side
+
+    defs = build_definitions("local")
+    _serving_model_as_challenger(defs)
+    assert dg.materialize([defs.get_assets_def("challenger_predictions")], instance=instance, partition_key=DAY,
+                          resources=defs.resources).success
+    storage = defs.resources["storage"]
+    current = storage.registry().challenger_version()
+    # Shadow scores an earlier challenger left behind are not this challenger's evidence.
+    assert side_by_side(storage, [DAY], "an-earlier-challenger")[1] == []
+    evidence, used = side_by_side(storage, [DAY], current)
+    assert used == [DAY] and len(evidence.labels) == 3_000
