@@ -7,7 +7,7 @@ Run from the repository root (not a test; figures printed, nothing asserted):
 
 Draws ``--rows`` validation and as many test rows (labels from a known probability, a rare
 class, scores a noisy estimate of it), then runs the evidence steps of
-:func:`fraud_assets.core.model.training.complete_model`: calibration chosen by cross-validation,
+:func:`fraud_assets.core.model.manifest.complete_model`: calibration chosen by cross-validation,
 the max-F1 threshold, both classification reports, the reliability table and the PR curve.
 Each way runs in a fresh process; its peak RSS comes from ``os.wait4``. The binned way draws
 and counts the rows a million at a time, as partitions arrive from workers, and never holds

@@ -15,6 +15,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from fraud_assets.cli.main import main
+from fraud_assets.core.cluster import training as cluster_training
 from fraud_assets.core.cluster.training import ENGINE
 from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL
 from fraud_assets.core.model.bundle import FraudModel
@@ -84,6 +85,29 @@ def test_cluster_training_matches_one_process_in_quality(dask_cluster, s3_data, 
     gap = _held_out_ap(tmp_path / "cluster", held_out) - _held_out_ap(tmp_path / "one-process", held_out)
     print(f"held-out AP gap, cluster minus one process: {gap:+.4f}")
     assert abs(gap) <= 0.01
+
+
+def test_the_search_runs_on_a_sample_one_worker_holds_and_its_choice_trains_on_all_rows(
+        dask_cluster, s3_data, s3_endpoint, tmp_path, monkeypatch):
+    data, _ = s3_data
+    monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("FRAUD_DASK_SCHEDULER", dask_cluster.address)
+    monkeypatch.setattr(cluster_training, "SEARCH_SAMPLE_ROWS", 40_000)
+    _run("train", "--data", data, "--output-dir", tmp_path, "--search-budget", 20, "--search-trials", 3,
+         "--seed", 4)
+
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    search, training, counts = manifest["search"], manifest["training"], manifest["data"]
+    assert training["engine"] == ENGINE and search["seed"] == 4
+    assert 1 <= len(search["trials"]) <= 3
+    # A sample of the train and validation rows, drawn at the share that gives about 40k rows.
+    held = counts["train"]["rows"] + counts["validation"]["rows"]
+    assert search["sample"]["share"] == pytest.approx(40_000 / held, rel=1e-3)
+    assert search["sample"]["rows"] == pytest.approx(40_000, rel=0.1)
+    assert 0 < search["sample"]["validation_frauds"] < counts["validation"]["frauds"]
+    # What the search chose is what trained on all the rows.
+    for name, value in search["chosen"].items():
+        assert training[name] == (pytest.approx(value) if isinstance(value, float) else value), name
 
 
 def test_a_bad_file_on_the_cluster_is_refused_as_in_one_process(dask_cluster, s3_endpoint, monkeypatch,

@@ -7,34 +7,30 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-import sklearn
 import xgboost as xgb
 
 from fraud_assets.core.data import profile
 from fraud_assets.core.data.features import Preprocessor
-from fraud_assets.core.data.schema import AMOUNT, LABEL, SECONDS_PER_DAY, TIME, feature_matrix
+from fraud_assets.core.data.schema import LABEL, SECONDS_PER_DAY, TIME, feature_matrix
 from fraud_assets.core.data.splits import Splits
 from fraud_assets.core.model.bundle import FraudModel, log_odds_correction_for
-from fraud_assets.core.model.calibration import calibration_report, fit_calibration, sigmoid
-from fraud_assets.core.model.evaluation import classification_report, precision_recall_points
+from fraud_assets.core.model.calibration import fit_calibration, sigmoid
+from fraud_assets.core.model.manifest import HeldOutEvidence, complete_model
 from fraud_assets.core.model.provenance import provenance
 from fraud_assets.core.model.scored_rows import ScoredRows
-from fraud_assets.core.model.search import DEFAULT_MAX_TRIALS, search_configuration
-from fraud_assets.core.model.threshold import ThresholdPolicy, choose_threshold
+from fraud_assets.core.model.search import DEFAULT_MAX_TRIALS, Fit, Score, SearchOutcome, search_configuration
+from fraud_assets.core.model.threshold import ThresholdPolicy
 
 log = logging.getLogger(__name__)
 
 # Called after each boosting round with the rounds done and the most there can be (early
 # stopping usually ends sooner): how training reports progress without knowing who asks.
 OnRound = Callable[[int, int], None]
-# Binned held-out scores give the drift reference's score column this many drawn rows: its
-# quantile grid has 1,001 points, which a sample of this size pins down well.
-SCORE_REFERENCE_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -91,29 +87,6 @@ def daily_volume(rows: int, first_time: float, last_time: float) -> float:
         return float(max(rows, 1))
     span_days = max((last_time - first_time) / SECONDS_PER_DAY, 1 / 24)
     return rows / span_days
-
-
-def _top_features(booster: xgb.Booster, limit: int = 10) -> list[dict]:
-    gains = booster.get_score(importance_type="total_gain")
-    total = sum(gains.values()) or 1.0
-    ranked = sorted(gains.items(), key=lambda item: -item[1])[:limit]
-    return [{"feature": name, "gain_share": round(gain / total, 4)} for name, gain in ranked]
-
-
-# The model's derived features and the input column each is computed from, so importance can
-# be read against the input columns that drift is measured on.
-_INPUT_OF = {"log_amount": AMOUNT, "hour_sin": TIME, "hour_cos": TIME}
-
-
-def importance_by_input(booster: xgb.Booster) -> dict[str, float]:
-    """Each input column's share of the model's total gain."""
-    gains = booster.get_score(importance_type="total_gain")
-    total = sum(gains.values()) or 1.0
-    shares: dict[str, float] = {}
-    for name, gain in gains.items():
-        column = _INPUT_OF.get(name, name)
-        shares[column] = shares.get(column, 0.0) + gain / total
-    return {name: round(share, 6) for name, share in sorted(shares.items(), key=lambda item: -item[1])}
 
 
 class _RoundReporter(xgb.callback.TrainingCallback):
@@ -251,124 +224,11 @@ def untuned_model(stopped: StoppedBooster, preprocessor: Preprocessor, created: 
     )
 
 
-@dataclass(frozen=True)
-class HeldOutEvidence:
-    """What the threshold, the metrics and the drift reference are computed from, however the
-    rows were read: labels and scores of validation and test (row by row, or binned), and the
-    training features.
-
-    Validation scores come from the model early stopping cut, before any refit on validation
-    (out of sample, as the threshold and calibration need); test scores from the model shipped."""
-
-    validation: ScoredRows
-    test: ScoredRows
-    rows_per_day: float
-    # {"train" | "validation" | "test": {"rows": n, "frauds": n}}
-    split_counts: dict
-    # DRIFT_FEATURES of the training split (all of it, or a sample of it on a cluster).
-    drift_columns: dict
-    # Whether the shipped model was refitted on validation: its scores there are in-sample.
-    refitted_on_validation: bool = False
-
-
-def complete_model(
-    model: FraudModel,
-    stopped: StoppedBooster,
-    config: TrainingConfig,
-    evidence: HeldOutEvidence,
-    *,
-    provenance_document: dict,
-    created: datetime,
-    extra_training: dict | None = None,
-    search: dict | None = None,
-    training_seconds: float | None = None,
-) -> FraudModel:
-    """Calibrate and choose the threshold on validation, write the manifest: one policy for
-    every engine. ``evidence`` holds the uncalibrated model's scores."""
-    validation, test = evidence.validation, evidence.test
-    calibration, calibration_losses = fit_calibration(validation.labels, validation.scores, seed=config.seed,
-                                                      weights=validation.weights, folds=validation.folds)
-    model.calibration = calibration
-    # The threshold, the metrics and the drift reference all read the probabilities served.
-    calibrated_validation, calibrated_test = validation.mapped(calibration.apply), test.mapped(calibration.apply)
-    choice = choose_threshold(validation.labels, calibrated_validation.scores, config.threshold,
-                              rows_per_day=evidence.rows_per_day, weights=validation.weights)
-    model.threshold = choice.threshold
-    # The score reference is the shipped model's scores on rows it never saw: scores on rows
-    # it trained on are too confident, and another model's (the early-stopped one) are spread
-    # differently, and either would make every production day look drifted. Validation, unless
-    # the refit trained on it; then test, the later rows.
-    reference = calibrated_test if evidence.refitted_on_validation else calibrated_validation
-    drift_columns = {**evidence.drift_columns,
-                     profile.SCORE: reference.sample_scores(SCORE_REFERENCE_ROWS, config.seed)}
-    model.manifest = {
-        "created_at": created.isoformat(),
-        # All three splits: validation chose the stopping round and threshold, test the gate.
-        "provenance": provenance_document,
-        "algorithm": "xgboost",
-        "libraries": {"xgboost": xgb.__version__, "scikit-learn": sklearn.__version__},
-        "training": {
-            **{k: v for k, v in asdict(config).items() if k != "threshold"},
-            "scale_pos_weight": stopped.weight,
-            "best_iteration": stopped.best_iteration,
-            # The final booster's own fit (and its refit), and the whole training with any
-            # search before it.
-            "training_seconds": round(stopped.training_seconds, 3),
-            **({"total_seconds": round(training_seconds, 3)} if training_seconds is not None else {}),
-            **(extra_training or {}),
-        },
-        "threshold_policy": {
-            **config.threshold.to_dict(),
-            **({"rows_per_day": round(evidence.rows_per_day, 1)}
-               if config.threshold.strategy == "alert_budget" else {}),
-        },
-        "data": evidence.split_counts,
-        "metrics": {
-            "validation": classification_report(validation.labels, calibrated_validation.scores, choice.threshold,
-                                                validation.weights),
-            "test": classification_report(test.labels, calibrated_test.scores, choice.threshold, test.weights),
-        },
-        "calibration": calibration_report(calibration, calibration_losses, test.labels, test.scores,
-                                          calibrated_test.scores, test.weights),
-        "pr_curve_test": (
-            precision_recall_points(test.labels, calibrated_test.scores, choice.threshold, weights=test.weights)
-            if test.frauds else []
-        ),
-        "top_features": _top_features(stopped.booster),
-        "feature_importance": importance_by_input(stopped.booster),
-        "drift_reference": profile.reference_to_dict(profile.build_reference(drift_columns)),
-        **({"search": search} if search else {}),
-    }
-    return model
-
-
-def train_fraud_model(
-    splits: Splits,
-    preprocessor: Preprocessor,
-    config: TrainingConfig = TrainingConfig(),
-    *,
-    run_id: str | None = None,
-    on_round: OnRound | None = None,
-) -> FraudModel:
-    """Fit on train, stop early and pick the threshold on validation, refit on train and
-    validation (``config.refit_on_validation``), report on test.
-
-    ``run_id``: the orchestrator's run that trains it (Dagster's), recorded in the manifest.
-    ``on_round(done, most)``: called after each boosting round.
-    """
-    started = time.perf_counter()
-    y_train = splits.train[LABEL].to_numpy()
-    y_valid = splits.validation[LABEL].to_numpy()
-    require_frauds(int(y_train.sum()), int(y_valid.sum()))
+def _fit_and_score(train_matrix: xgb.DMatrix, valid_matrix: xgb.DMatrix, y_train: np.ndarray, y_valid: np.ndarray,
+                   seed: int, on_round: OnRound | None = None) -> tuple[Fit, Score]:
+    """How a configuration is trained (early stopping on validation) and judged (calibrated
+    validation log-loss): the final fit and every search trial alike."""
     negatives, positives = len(y_train) - y_train.sum(), y_train.sum()
-
-    log.info("training on %d rows (%d frauds), stopping on %d validation rows",
-             len(y_train), int(positives), len(y_valid))
-    names = list(preprocessor.feature_names)
-    train_features = preprocessor.transform_frame(splits.train)
-    valid_features = preprocessor.transform_frame(splits.validation)
-    train_matrix = xgb.QuantileDMatrix(train_features, label=y_train, feature_names=names, max_bin=config.max_bin)
-    valid_matrix = xgb.QuantileDMatrix(valid_features, label=y_valid, feature_names=names, ref=train_matrix)
 
     def fit(trial_config: TrainingConfig, callbacks: list) -> StoppedBooster:
         weight = positive_weight(trial_config, negatives, positives)
@@ -390,7 +250,53 @@ def train_fraud_model(
 
     def score(stopped: StoppedBooster) -> dict:
         margins = stopped.booster.predict(valid_matrix, output_margin=True)
-        return validation_scores(y_valid, margins - log_odds_correction_for(stopped.weight), seed=config.seed)
+        return validation_scores(y_valid, margins - log_odds_correction_for(stopped.weight), seed=seed)
+
+    return fit, score
+
+
+def search_on_rows(train: pd.DataFrame, validation: pd.DataFrame, preprocessor: Preprocessor,
+                   config: TrainingConfig) -> SearchOutcome:
+    """The search :func:`train_fraud_model` runs, on these rows alone: how a Dask worker
+    searches a sample of data too large for one process (``fraud_assets.core.cluster``)."""
+    y_train, y_valid = train[LABEL].to_numpy(), validation[LABEL].to_numpy()
+    require_frauds(int(y_train.sum()), int(y_valid.sum()))
+    names = list(preprocessor.feature_names)
+    train_matrix = xgb.QuantileDMatrix(preprocessor.transform_frame(train), label=y_train, feature_names=names,
+                                       max_bin=config.max_bin)
+    valid_matrix = xgb.QuantileDMatrix(preprocessor.transform_frame(validation), label=y_valid,
+                                       feature_names=names, ref=train_matrix)
+    return search_configuration(config, *_fit_and_score(train_matrix, valid_matrix, y_train, y_valid, config.seed))
+
+
+def train_fraud_model(
+    splits: Splits,
+    preprocessor: Preprocessor,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    run_id: str | None = None,
+    on_round: OnRound | None = None,
+) -> FraudModel:
+    """Fit on train, stop early and pick the threshold on validation, refit on train and
+    validation (``config.refit_on_validation``), report on test.
+
+    ``run_id``: the orchestrator's run that trains it (Dagster's), recorded in the manifest.
+    ``on_round(done, most)``: called after each boosting round.
+    """
+    started = time.perf_counter()
+    y_train = splits.train[LABEL].to_numpy()
+    y_valid = splits.validation[LABEL].to_numpy()
+    require_frauds(int(y_train.sum()), int(y_valid.sum()))
+    positives = y_train.sum()
+
+    log.info("training on %d rows (%d frauds), stopping on %d validation rows",
+             len(y_train), int(positives), len(y_valid))
+    names = list(preprocessor.feature_names)
+    train_features = preprocessor.transform_frame(splits.train)
+    valid_features = preprocessor.transform_frame(splits.validation)
+    train_matrix = xgb.QuantileDMatrix(train_features, label=y_train, feature_names=names, max_bin=config.max_bin)
+    valid_matrix = xgb.QuantileDMatrix(valid_features, label=y_valid, feature_names=names, ref=train_matrix)
+    fit, score = _fit_and_score(train_matrix, valid_matrix, y_train, y_valid, config.seed, on_round)
 
     if config.search_budget_seconds > 0 and config.search_trials > 1:
         outcome = search_configuration(config, fit, score)
