@@ -180,11 +180,12 @@ def _train_split_frame(
 
 
 def _search_on_a_sample(client: Client, frame: dd.DataFrame, preprocessor: Preprocessor, config: TrainingConfig,
-                        counts: dict) -> tuple[TrainingConfig, dict]:
+                        counts: dict) -> tuple[TrainingConfig, dict | None]:
     """The configuration searched as in one process, on a random sample of the train and
     validation rows that one worker holds: each trial a whole distributed training would
     multiply the training's cost by the trials. The chosen configuration then trains on all
-    the rows; early stopping still picks its rounds there."""
+    the rows; early stopping still picks its rounds there. No record when the sample holds no
+    frauds of a split to judge trials by: the configuration given trains."""
     rows = counts["train"]["rows"] + counts["validation"]["rows"]
     share = min(1.0, SEARCH_SAMPLE_ROWS / max(rows, 1))
     held = frame[frame[SPLIT] != TEST]
