@@ -169,31 +169,43 @@ class DayScoring:
     def output_of(self, file: BatchFile) -> str:
         return self.predictions.path(f"date={file.day}", prediction_name(file.path))
 
-    def in_this_process(self, model, files: Sequence[BatchFile]) -> Iterator[tuple[int, FileOutcome]]:
-        for number, file in enumerate(files):
-            yield number, score_or_reject(
-                model, file.path, self.output_of(file), input_fs=self.data.fs, output_fs=self.predictions.fs,
-                chunk_rows=self.dataset.scoring_chunk_rows, source=self.data.display(file.path),
-            )
-
 
 @contextlib.contextmanager
 def scorer_for(scoring: DayScoring, dask: DaskCluster) -> Iterator[Scorer]:
-    """Files scored one after another in this process, or spread over the Dask workers."""
+    """The day's files scored one after another in this process, or spread over the Dask
+    workers, each into its prediction file."""
+    with pair_scorer(scoring.data, scoring.predictions, scoring.dataset.scoring_chunk_rows, dask,
+                     scoring.context.log) as score_pairs:
+        yield lambda model, files: score_pairs(model, [(file.path, scoring.output_of(file)) for file in files])
+
+
+# A model and (input path, output path) pairs in; (index into the pairs, outcome) out, as each
+# file finishes.
+PairScorer = Callable[[object, Sequence[tuple[str, str]]], Iterator[tuple[int, FileOutcome]]]
+
+
+@contextlib.contextmanager
+def pair_scorer(data: Location, output: Location, chunk_rows: int, dask: DaskCluster, log) -> Iterator[PairScorer]:
+    """Batch files of ``data`` scored into ``output``: one after another in this process, or
+    side by side on the Dask workers through one client for as long as the context lasts.
+    Production's predictions and the challenger's shadow scores are both made this way."""
     if not dask.configured:
-        yield scoring.in_this_process
+        def here(model, pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[int, FileOutcome]]:
+            for number, (source, target) in enumerate(pairs):
+                yield number, score_or_reject(model, source, target, input_fs=data.fs, output_fs=output.fs,
+                                              chunk_rows=chunk_rows, source=data.display(source))
+
+        yield here
         return
     # Imported only on this path: without a scheduler no Dask module is loaded.
     from fraud_assets.core.cluster.scoring import FileToScore, outcomes_on_cluster
 
     with dask.client() as client:
-        scoring.context.log.info("scoring on the Dask cluster at %s", dask.scheduler)
+        log.info("scoring on the Dask cluster at %s", dask.scheduler)
 
-        def on_cluster(model, files: Sequence[BatchFile]) -> Iterator[tuple[int, FileOutcome]]:
-            addresses = [FileToScore(scoring.data.display(file.path), scoring.predictions.display(scoring.output_of(file)))
-                         for file in files]
-            return outcomes_on_cluster(client, model, addresses, input_options=scoring.data.storage_options,
-                                       output_options=scoring.predictions.storage_options,
-                                       chunk_rows=scoring.dataset.scoring_chunk_rows)
+        def on_cluster(model, pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[int, FileOutcome]]:
+            addresses = [FileToScore(data.display(source), output.display(target)) for source, target in pairs]
+            return outcomes_on_cluster(client, model, addresses, input_options=data.storage_options,
+                                       output_options=output.storage_options, chunk_rows=chunk_rows)
 
         yield on_cluster

@@ -10,7 +10,7 @@ import pandas as pd
 
 from fraud_assets import settings
 from fraud_assets.core.data.labels import BATCH_FILE, TRANSACTION_ID, with_labels
-from fraud_assets.core.model.file_outcomes import FileOutcome, score_or_reject
+from fraud_assets.core.model.file_outcomes import FileOutcome
 from fraud_assets.core.monitoring.challenger import PROMOTE, RETIRE, SideBySide, decide
 from fraud_assets.core.monitoring.performance import is_mature
 from fraud_assets.core.storage.locations import read_json, write_json_atomic
@@ -19,6 +19,7 @@ from fraud_assets.defs.assets.training import serving_uri
 from fraud_assets.defs.automation import RECENT_LOOKBACK, after_inputs_update, after_upstream
 from fraud_assets.defs.batches import prediction_name, stats_name
 from fraud_assets.defs.day_data import day_batch_files, read_day_labels, read_predictions
+from fraud_assets.defs.day_scoring import pair_scorer
 from fraud_assets.defs.errors import TRANSIENT_RETRY, permanent_failure
 from fraud_assets.defs.partitions import daily_partitions
 from fraud_assets.defs.resources import DaskCluster, DatasetSettings, FraudStorage, SlackAlerts
@@ -119,24 +120,12 @@ class _ShadowFile:
 
 def _shadow_outcomes(context, storage: FraudStorage, dataset: DatasetSettings, dask: DaskCluster,
                      model, files: list[_ShadowFile]) -> Iterator[tuple[_ShadowFile, FileOutcome]]:
-    """Each file with its outcome as it finishes, scored one after another here or side by
-    side on the Dask workers."""
-    data, shadow = storage.data(), storage.challenger_predictions()
-    if not dask.configured or not files:
-        for file in files:
-            yield file, score_or_reject(model, file.batch_path, file.output_path, input_fs=data.fs,
-                                        output_fs=shadow.fs, chunk_rows=dataset.scoring_chunk_rows,
-                                        source=data.display(file.batch_path))
+    """Each file with its outcome as it finishes, scored as production's files are."""
+    if not files:
         return
-    # Imported only on this path: without a scheduler no Dask module is loaded.
-    from fraud_assets.core.cluster.scoring import FileToScore, outcomes_on_cluster
-
-    with dask.client() as client:
-        context.log.info("shadow scoring %d files on the Dask cluster at %s", len(files), dask.scheduler)
-        addresses = [FileToScore(data.display(file.batch_path), shadow.display(file.output_path)) for file in files]
-        for index, outcome in outcomes_on_cluster(client, model, addresses, input_options=data.storage_options,
-                                                  output_options=shadow.storage_options,
-                                                  chunk_rows=dataset.scoring_chunk_rows):
+    with pair_scorer(storage.data(), storage.challenger_predictions(), dataset.scoring_chunk_rows, dask,
+                     context.log) as score_pairs:
+        for index, outcome in score_pairs(model, [(file.batch_path, file.output_path) for file in files]):
             yield files[index], outcome
 
 
