@@ -47,7 +47,8 @@ def train_registry(root: Path, rows: int) -> tuple[str, list[dict]]:
     registry.save(model)
     registry.promote(model.version, reason="benchmark")
     traffic = generate_transactions(5_000, seed=1, start_day=2, n_days=1, labels=False)
-    print(f"model {model.version}: {model.booster.num_boosted_rounds()} trees", flush=True)
+    rounds, trees = model.booster.num_boosted_rounds(), len(model.booster.get_dump())
+    print(f"model {model.version}: {trees} trees in {rounds} rounds", flush=True)
     return model.version, traffic.to_dict(orient="records")
 
 

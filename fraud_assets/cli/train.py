@@ -44,9 +44,12 @@ _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
 @click.option("--refit/--no-refit", default=None,
               help="Fit the rounds early stopping kept again on train and validation together before "
                    "shipping; --no-refit ships the model trained on train alone. [default: FRAUD_REFIT, else on]")
+@click.option("--parallel-trees", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Trees grown per boosting round on different row samples and averaged; 1 is plain "
+                   "boosting, with a third of the trees to score and explain.")
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
                   false_alert_cost, alerts_per_day, split_strategy, model_type, seed, search_budget,
-                  search_trials, refit):
+                  search_trials, refit, parallel_trees):
     """Train a model; write it with its preprocessing, threshold and metrics.json to DIR."""
     # Imported here: training's libraries (pandas, scikit-learn, xgboost) take seconds, which
     # `fraud --help` and the other commands should not pay.
@@ -66,7 +69,7 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     config = TrainingConfig(seed=seed, threshold=policy, search_budget_seconds=budget, search_trials=search_trials,
-                            refit_on_validation=refit)
+                            refit_on_validation=refit, parallel_trees=parallel_trees)
     scheduler = settings.dask_scheduler()
     if scheduler:
         model = _train_on_cluster(scheduler, tables, config, split_strategy)

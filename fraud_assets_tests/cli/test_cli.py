@@ -263,6 +263,25 @@ def test_no_refit_ships_the_model_early_stopping_cut(capsys, train_csv, tmp_path
     assert models["--refit"]["metrics"]["test"] != models["--no-refit"]["metrics"]["test"]
 
 
+def test_parallel_trees_grow_that_many_trees_a_round(capsys, train_csv, tmp_path):
+    assert train_command_default("parallel_trees") == TrainingConfig.parallel_trees
+    for trees in (1, 2):
+        folder = tmp_path / str(trees)
+        code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", folder, "--parallel-trees", trees,
+                             "--search-budget", 0)
+        assert code == 0, err
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["training"]["parallel_trees"] == trees
+        booster = json.loads(FraudModel.load(LOCAL, str(folder)).booster.save_raw("json"))
+        assert len(booster["learner"]["gradient_booster"]["model"]["trees"]) == trees * (manifest["training"]["best_iteration"] + 1)
+
+
+def train_command_default(name: str):
+    from fraud_assets.cli.train import train_command
+
+    return next(option.default for option in train_command.params if option.name == name)
+
+
 def test_a_refit_setting_that_is_neither_on_nor_off_is_refused(capsys, train_csv, tmp_path, monkeypatch):
     monkeypatch.setenv("FRAUD_REFIT", "yes")
     code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m")

@@ -70,7 +70,7 @@ def test_another_seed_searches_other_configurations(searched, time_splits, prepr
 def test_the_budget_ends_the_search(time_splits, preprocessor, fast_config):
     # Trials of 300 rounds each against a budget shorter than one: the defaults still train
     # in full, and later trials are cut at the budget and not judged.
-    config = dataclasses.replace(fast_config, n_estimators=300, early_stopping_rounds=300,
+    config = dataclasses.replace(fast_config, n_estimators=300, early_stopping_rounds=300, eval_metric="logloss",
                                  search_budget_seconds=0.2, search_trials=50)
     model = train_fraud_model(time_splits, preprocessor, config)
     trials = model.manifest["search"]["trials"]

@@ -45,7 +45,14 @@ class TrainingConfig:
     learning_rate: float = 0.05
     max_depth: int = 3
     min_child_weight: float = 1.0
-    subsample: float = 0.9
+    # Each boosting round grows this many trees on different row samples and averages them
+    # (XGBoost's boosted random forest), so no round rests on one draw of a few hundred frauds.
+    # On 22 generated datasets of two generator families (docs/model-quality.md), 3 trees on
+    # 70 % samples against one tree on 90 %: AP / best higher on 20 (median 0.897 -> 0.909),
+    # log-loss lower on 20; one tree on 70 % alone gained nothing. Each round costs three trees
+    # to fit, score and explain.
+    parallel_trees: int = 3
+    subsample: float = 0.7
     colsample_bytree: float = 0.8
     # 10 scored a little better on generated data (docs/model-quality.md) but early stopping
     # then keeps up to 2.3 times the trees, which every score and explanation pays for.
@@ -160,6 +167,7 @@ def booster_params(config: TrainingConfig, weight: float) -> dict:
         "max_depth": config.max_depth,
         "min_child_weight": config.min_child_weight,
         "subsample": config.subsample,
+        "num_parallel_tree": config.parallel_trees,
         "colsample_bytree": config.colsample_bytree,
         "lambda": config.reg_lambda,
         "max_bin": config.max_bin,

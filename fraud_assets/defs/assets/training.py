@@ -63,6 +63,9 @@ class ModelTrainingConfig(dg.Config):
     n_estimators: int = TrainingConfig.n_estimators
     learning_rate: float = TrainingConfig.learning_rate
     max_depth: int = TrainingConfig.max_depth
+    # Trees grown per boosting round on different row samples and averaged; 1 is plain
+    # boosting (a third of the trees to score and explain, a little less accurate).
+    parallel_trees: int = TrainingConfig.parallel_trees
     early_stopping_rounds: int = TrainingConfig.early_stopping_rounds
     positive_weighting: str = TrainingConfig.positive_weighting
     scale_pos_weight: float | None = TrainingConfig.scale_pos_weight
@@ -94,6 +97,7 @@ class ModelTrainingConfig(dg.Config):
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             max_depth=self.max_depth,
+            parallel_trees=self.parallel_trees,
             early_stopping_rounds=self.early_stopping_rounds,
             positive_weighting=self.positive_weighting,
             scale_pos_weight=self.scale_pos_weight,
