@@ -123,7 +123,7 @@ def test_every_s3_resource_is_a_project_bucket_or_prefix(policy: dict) -> None:
             assert prefixes and all(p.endswith("/*") and len(p) > 2 for p in prefixes)
 
 
-def test_dask_workers_only_read_data_and_write_predictions_and_table_parts() -> None:
+def test_dask_workers_only_read_data_and_write_scores_and_table_parts() -> None:
     """Moves to processed/ and quarantine/, the registry and backups stay with the Dagster host;
     in the data bucket the workers write only the parts of the graph's training tables, which
     the Dagster host publishes (and removes once superseded)."""
@@ -181,9 +181,9 @@ def _matches(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
 
 
-def _allowed(action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+def _allowed(action: str, resource: str, context: dict[str, str] | None = None, policy: dict = ROLE) -> bool:
     context = context or {}
-    for statement in ROLE["Statement"]:
+    for statement in policy["Statement"]:
         if not any(_matches(a, action) for a in _as_list(statement["Action"])):
             continue
         if not any(_matches(r, resource) for r in _as_list(statement["Resource"])):
@@ -387,3 +387,56 @@ def test_bucket_probe_used_by_s3fs_is_allowed() -> None:
     # GetBucketLocation has to succeed.
     for bucket in BUCKETS:
         assert _allowed("s3:GetBucketLocation", _bucket(bucket))
+
+
+# What a Dask worker really does (fraud_assets/core/cluster/): reads the training data, the
+# graph's tables and the day's batch files; writes table parts, production's predictions and
+# the challenger's shadow scores, each through a temporary beside its target.
+WORKER_NEEDED = [
+    ("s3:GetObject", _obj("data", "raw/creditcard.csv")),
+    ("s3:GetObject", _obj("data", "assets/parts/train_split/0a1b/part-0.parquet")),
+    ("s3:GetObject", _obj("data", "incoming/2025-01-01_a.csv")),
+    ("s3:GetObject", _obj("data", "processed/2025-01-01/2025-01-01_a.csv")),
+    ("s3:PutObject", _obj("data", "assets/parts/train_split/0a1b/part-0.parquet")),
+    ("s3:DeleteObject", _obj("data", f"assets/parts/train_split/0a1b/.part-0.parquet.{TMP}")),
+    *(
+        call
+        for folder in ("predictions", "challenger_predictions")
+        for call in [
+            ("s3:PutObject", _obj("predictions", f"{folder}/date=2025-01-01/2025-01-01_a.parquet")),
+            ("s3:PutObject", _obj("predictions", f"{folder}/date=2025-01-01/.2025-01-01_a.parquet.{TMP}")),
+            ("s3:GetObject", _obj("predictions", f"{folder}/date=2025-01-01/.2025-01-01_a.parquet.{TMP}")),
+            ("s3:DeleteObject", _obj("predictions", f"{folder}/date=2025-01-01/.2025-01-01_a.parquet.{TMP}")),
+        ]
+    ),
+]
+
+WORKER_FORBIDDEN = [
+    # Moves, quarantine, labels, the registry and backups belong to the Dagster host.
+    ("s3:DeleteObject", _obj("data", "incoming/2025-01-01_a.csv")),
+    ("s3:PutObject", _obj("data", "processed/2025-01-01/2025-01-01_a.csv")),
+    ("s3:PutObject", _obj("data", "quarantine/2025-01-01_bad.csv")),
+    ("s3:PutObject", _obj("data", "raw/creditcard.csv")),
+    ("s3:GetObject", _obj("data", "labels/2025-01-01.csv")),
+    ("s3:PutObject", _obj("data", "assets/parts.json")),
+    ("s3:DeleteObject", _obj("data", "assets/parts/train_split/0a1b/part-0.parquet")),
+    ("s3:DeleteObject", _obj("predictions", "predictions/date=2025-01-01/2025-01-01_a.parquet")),
+    ("s3:DeleteObject", _obj("predictions", "challenger_predictions/date=2025-01-01/2025-01-01_a.parquet")),
+    ("s3:GetObject", _obj("models", "models/production.json")),
+    ("s3:PutObject", _obj("backups", f"backups/{VERSION}/model.ubj")),
+]
+
+
+@pytest.mark.parametrize(("action", "resource"), WORKER_NEEDED, ids=lambda v: str(v)[-56:])
+def test_dask_worker_call_is_allowed(action: str, resource: str) -> None:
+    assert _allowed(action, resource, policy=DASK_WORKER)
+
+
+@pytest.mark.parametrize(("action", "resource"), WORKER_FORBIDDEN, ids=lambda v: str(v)[-56:])
+def test_dask_worker_call_outside_its_share_is_denied(action: str, resource: str) -> None:
+    assert not _allowed(action, resource, policy=DASK_WORKER)
+
+
+@pytest.mark.parametrize("folder", ["predictions/date=2025-01-01/", "challenger_predictions/date=2025-01-01/"])
+def test_dask_worker_lists_the_score_folders_it_writes(folder: str) -> None:
+    assert _allowed("s3:ListBucket", _bucket("predictions"), {"s3:prefix": folder}, policy=DASK_WORKER)
