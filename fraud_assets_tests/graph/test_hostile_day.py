@@ -118,3 +118,35 @@ def test_a_file_whose_predictions_would_overwrite_another_is_quarantined(project
     predictions = project / "data" / "predictions" / f"date={DAY}"
     assert len(pd.read_parquet(predictions / f"{DAY}_morning.parquet")) == 3_000  # not overwritten
     assert len(pd.read_parquet(predictions / f"{DAY}_noon.parquet")) == 400
+
+
+def test_a_range_with_one_day_of_only_bad_files_still_records_its_good_days(project, instance):
+    import dagster as dg
+
+    from fraud_assets.definitions import build_definitions
+
+    from .conftest import write_batch
+
+    assert run_pipeline(instance).success
+    good_day, bad_day = "2025-03-05", "2025-03-06"
+    write_batch(project, f"{good_day}_a.csv", rows=700, seed=8)
+    (project / "data" / "incoming" / f"{bad_day}_bad.csv").write_text("Time,V1\n1,not-a-number\n")
+    defs = build_definitions("local")
+    result = dg.materialize(
+        [defs.get_assets_def("daily_predictions")], instance=instance, resources=defs.resources,
+        tags={"dagster/asset_partition_range_start": good_day, "dagster/asset_partition_range_end": bad_day},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert bad_day in failure.event_specific_data.error.message
+    assert (project / "data" / "quarantine" / f"{bad_day}_bad.csv.reason.json").exists()
+
+    key = dg.AssetKey("daily_predictions")
+    recorded = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[good_day, bad_day]), limit=10
+    ).records
+    assert [record.partition_key for record in recorded] == [good_day]
+    assert recorded[0].asset_materialization.metadata["rows"].value == 700
+    assert good_day in instance.get_materialized_partitions(key)
+    assert bad_day not in instance.get_materialized_partitions(key)

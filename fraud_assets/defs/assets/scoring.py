@@ -99,13 +99,6 @@ def daily_predictions(
         reports = scoring.run(days, scorer)
     seconds = time.perf_counter() - started
 
-    every_file_rejected = [day for day, report in reports.items() if not report.summaries]
-    rejected = [entry for report in reports.values() for entry in report.rejected]
-    if every_file_rejected:
-        raise permanent_failure(
-            f"every batch file for {', '.join(every_file_rejected)} was rejected",
-            rejected=dg.MetadataValue.json(rejected),
-        )
     fresh = [summary for report in reports.values() for summary in report.fresh]
     if fresh:
         metrics.scoring(
@@ -114,6 +107,24 @@ def daily_predictions(
             seconds=seconds,
             model_version=scoring.model.version,
         )
+    every_file_rejected = [day for day, report in reports.items() if not report.summaries]
+    rejected = [entry for report in reports.values() for entry in report.rejected]
+    if every_file_rejected:
+        if len(days) > 1:
+            # The step's failure would leave the range's other days unmaterialised although
+            # their files are scored and moved to processed/, so the catalog would show them
+            # failed and downstream days (drift, shadow scores) would wait on them: they are
+            # recorded before the run fails on the bad days.
+            for day, report in reports.items():
+                if report.summaries:
+                    context.log_event(dg.AssetMaterialization(
+                        asset_key=context.asset_key, partition=day,
+                        metadata=_day_metadata(predictions, report, _scoring_seconds(report)),
+                    ))
+        raise permanent_failure(
+            f"every batch file for {', '.join(every_file_rejected)} was rejected",
+            rejected=dg.MetadataValue.json(rejected),
+        )
     check = _batch_check(rejected, scored=sum(len(report.summaries) for report in reports.values()))
     if len(days) == 1:
         return dg.MaterializeResult(metadata=_day_metadata(predictions, reports[days[0]], seconds),
@@ -121,8 +132,7 @@ def daily_predictions(
     # One run for many days: each day's materialisation gets its own figures, its time being
     # the time its files took to score (side by side on a cluster).
     for day, report in reports.items():
-        day_seconds = sum(summary["seconds"] for summary in report.fresh)
-        context.add_asset_metadata(_day_metadata(predictions, report, day_seconds), partition_key=day)
+        context.add_asset_metadata(_day_metadata(predictions, report, _scoring_seconds(report)), partition_key=day)
     summaries = [summary for report in reports.values() for summary in report.summaries.values()]
     return dg.MaterializeResult(
         metadata={
@@ -134,6 +144,10 @@ def daily_predictions(
         },
         check_results=[check],
     )
+
+
+def _scoring_seconds(report: DayReport) -> float:
+    return sum(summary["seconds"] for summary in report.fresh)
 
 
 def _day_metadata(predictions: Location, report: DayReport, seconds: float) -> dict:
