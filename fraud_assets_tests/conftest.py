@@ -13,13 +13,15 @@ import pytest
 # Set for the whole session, session fixtures included (they run before any function-scoped
 # monkeypatch): MLflow tracking costs ~4 s of SQLite migrations per fresh folder and would
 # write an mlflow/ store into the working directory, and the hyperparameter search spends its
-# whole budget on every training; the refit on validation is one more fit per training. The
-# tests of each turn them on themselves. Steps that fail on storage are retried at once:
+# whole budget on every training; the refit on validation is one more fit per training, and
+# three trees a round (the shipped default) triple every fit's trees. The tests of each turn
+# them on themselves. Steps that fail on storage are retried at once:
 # execute_in_process ignores the executor's `retries` config, so the tests of storage outages
 # would otherwise wait out the 10 s and 20 s backoffs.
 os.environ.setdefault("FRAUD_TRACKING", "off")
 os.environ.setdefault("FRAUD_SEARCH_BUDGET_SECONDS", "0")
 os.environ.setdefault("FRAUD_REFIT", "off")
+os.environ.setdefault("FRAUD_PARALLEL_TREES", "1")
 os.environ.setdefault("FRAUD_RETRY_DELAY_SECONDS", "0")
 
 # Service fixtures that several folders share (the local S3 server).

@@ -44,9 +44,10 @@ _TUNED_STRATEGIES = [strategy for strategy in STRATEGIES if strategy != "fixed"]
 @click.option("--refit/--no-refit", default=None,
               help="Fit the rounds early stopping kept again on train and validation together before "
                    "shipping; --no-refit ships the model trained on train alone. [default: FRAUD_REFIT, else on]")
-@click.option("--parallel-trees", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--parallel-trees", type=click.IntRange(min=1), default=None,
               help="Trees grown per boosting round on different row samples and averaged; 1 is plain "
-                   "boosting, with a third of the trees to score and explain.")
+                   "boosting, with a third of the trees to train, score and explain. "
+                   "[default: FRAUD_PARALLEL_TREES, else 3]")
 def train_command(data_path, output_dir, optimize_threshold, threshold_strategy, missed_fraud_cost,
                   false_alert_cost, alerts_per_day, split_strategy, model_type, seed, search_budget,
                   search_trials, refit, parallel_trees):
@@ -66,10 +67,12 @@ def train_command(data_path, output_dir, optimize_threshold, threshold_strategy,
     try:
         budget = settings.search_budget_seconds() if search_budget is None else search_budget
         refit = settings.refit_on_validation() if refit is None else refit
+        parallel_trees = settings.parallel_trees() if parallel_trees is None else parallel_trees
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     config = TrainingConfig(seed=seed, threshold=policy, search_budget_seconds=budget, search_trials=search_trials,
-                            refit_on_validation=refit, parallel_trees=parallel_trees)
+                            refit_on_validation=refit,
+                            parallel_trees=parallel_trees or TrainingConfig.parallel_trees)
     scheduler = settings.dask_scheduler()
     if scheduler:
         model = _train_on_cluster(scheduler, tables, config, split_strategy)

@@ -263,11 +263,13 @@ def test_no_refit_ships_the_model_early_stopping_cut(capsys, train_csv, tmp_path
     assert models["--refit"]["metrics"]["test"] != models["--no-refit"]["metrics"]["test"]
 
 
-def test_parallel_trees_grow_that_many_trees_a_round(capsys, train_csv, tmp_path):
-    assert train_command_default("parallel_trees") == TrainingConfig.parallel_trees
-    for trees in (1, 2):
+def test_parallel_trees_grow_that_many_trees_a_round(capsys, train_csv, tmp_path, monkeypatch):
+    assert f"else {TrainingConfig.parallel_trees}]" in train_command_help("parallel_trees")
+    monkeypatch.setenv("FRAUD_PARALLEL_TREES", "2")
+    for flag, trees in ((None, 2), (1, 1)):  # the setting, then the flag over it
         folder = tmp_path / str(trees)
-        code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", folder, "--parallel-trees", trees,
+        width = () if flag is None else ("--parallel-trees", flag)
+        code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", folder, *width,
                              "--search-budget", 0)
         assert code == 0, err
         manifest = json.loads((folder / "manifest.json").read_text())
@@ -276,10 +278,17 @@ def test_parallel_trees_grow_that_many_trees_a_round(capsys, train_csv, tmp_path
         assert len(booster["learner"]["gradient_booster"]["model"]["trees"]) == trees * (manifest["training"]["best_iteration"] + 1)
 
 
-def train_command_default(name: str):
+def test_a_parallel_trees_setting_below_one_is_refused(capsys, train_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAUD_PARALLEL_TREES", "0")
+    code, _, err = fraud(capsys, "train", "--data", train_csv, "--output-dir", tmp_path / "m", "--search-budget", 0)
+    assert code == 2 and "FRAUD_PARALLEL_TREES" in err
+    assert not (tmp_path / "m").exists()
+
+
+def train_command_help(name: str) -> str:
     from fraud_assets.cli.train import train_command
 
-    return next(option.default for option in train_command.params if option.name == name)
+    return next(option.help for option in train_command.params if option.name == name)
 
 
 def test_a_refit_setting_that_is_neither_on_nor_off_is_refused(capsys, train_csv, tmp_path, monkeypatch):

@@ -21,9 +21,10 @@ pytestmark = [pytest.mark.dask, pytest.mark.integration, pytest.mark.timeout(900
 # (the nanny restarts it at 95 %): what is left under this limit is far less than the data.
 WORKER_LIMIT_BYTES = 800_000_000
 ROWS, FILES = 3_400_000, 34
-# Memory does not grow with the boosting rounds (each round walks the same pages): a few
-# dozen show it, where the default's hundreds would only add minutes.
-FEW_ROUNDS = TrainingConfig(n_estimators=60, early_stopping_rounds=10)
+# Memory does not grow with the boosting rounds or the trees in each (each tree walks the
+# same pages): a few dozen rounds of one tree show it, where the default's hundreds of three
+# would only add minutes.
+FEW_ROUNDS = TrainingConfig(n_estimators=60, early_stopping_rounds=10, parallel_trees=1)
 
 
 @pytest.fixture(scope="module")

@@ -64,8 +64,9 @@ class ModelTrainingConfig(dg.Config):
     learning_rate: float = TrainingConfig.learning_rate
     max_depth: int = TrainingConfig.max_depth
     # Trees grown per boosting round on different row samples and averaged; 1 is plain
-    # boosting (a third of the trees to score and explain, a little less accurate).
-    parallel_trees: int = TrainingConfig.parallel_trees
+    # boosting (a third of the trees to train, score and explain, a little less accurate).
+    # None: FRAUD_PARALLEL_TREES (default 3).
+    parallel_trees: int | None = None
     early_stopping_rounds: int = TrainingConfig.early_stopping_rounds
     positive_weighting: str = TrainingConfig.positive_weighting
     scale_pos_weight: float | None = TrainingConfig.scale_pos_weight
@@ -91,13 +92,17 @@ class ModelTrainingConfig(dg.Config):
             raise ValueError(f"{', '.join(ignored)} set, but threshold_strategy {self.threshold_strategy!r} "
                              "does not read it: min_cost reads the two costs, alert_budget alerts_per_day")
 
+    def _parallel_trees(self) -> int:
+        trees = settings.parallel_trees() if self.parallel_trees is None else self.parallel_trees
+        return TrainingConfig.parallel_trees if trees is None else trees
+
     def to_core(self) -> TrainingConfig:
         self._refuse_policy_fields_the_strategy_ignores()
         return TrainingConfig(
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             max_depth=self.max_depth,
-            parallel_trees=self.parallel_trees,
+            parallel_trees=self._parallel_trees(),
             early_stopping_rounds=self.early_stopping_rounds,
             positive_weighting=self.positive_weighting,
             scale_pos_weight=self.scale_pos_weight,
