@@ -43,7 +43,7 @@ UNITS = {
         "--dashboard-address", "127.0.0.1:8787",
     ],
     "card-fraud-dask-worker.service": [
-        "/opt/card-fraud/.venv/bin/dask", "worker", "tcp://127.0.0.1:8786", "--host", "127.0.0.1",
+        "/opt/card-fraud/.venv/bin/dask", "worker", "tcp://127.0.0.1:8786", "--host", "127.0.0.1",  # by default
     ],
 }  # fmt: skip
 DASK_UNITS = {"card-fraud-dask-scheduler.service", "card-fraud-dask-worker.service"}
@@ -109,10 +109,20 @@ def test_unit_is_hardened(name: str) -> None:
         assert settings["Environment"][0].startswith("DAGSTER_HOME=/var/lib/card-fraud/dagster_home")
 
 
+def _expanded(arg: str, environment: list[str]) -> str:
+    """``${NAME}`` as systemd expands it when no environment file sets NAME: the unit's own
+    Environment= default."""
+    defaults = dict(pair.split("=", 1) for line in environment for pair in shlex.split(line))
+    if arg.startswith("${") and arg.endswith("}"):
+        return defaults[arg[2:-1]]
+    return arg
+
+
 @pytest.mark.parametrize("name", sorted(UNITS))
 def test_unit_command_and_loopback_binding(name: str) -> None:
-    (exec_start,) = _settings(UNIT_DIR / name)["ExecStart"]
-    argv = shlex.split(exec_start)
+    settings = _settings(UNIT_DIR / name)
+    (exec_start,) = settings["ExecStart"]
+    argv = [_expanded(arg, settings.get("Environment", [])) for arg in shlex.split(exec_start)]
     expected = UNITS[name]
     assert argv[: len(expected)] == expected
     for flag in ("-h", "--host"):
@@ -125,3 +135,12 @@ def test_unit_command_and_loopback_binding(name: str) -> None:
         if arg.startswith("/opt/card-fraud/") and ".venv" not in arg:
             repo_path = DEPLOYMENT.parent / arg.removeprefix("/opt/card-fraud/")
             assert repo_path.exists(), arg
+
+
+def test_a_worker_host_sets_its_scheduler_and_address_in_the_environment_file() -> None:
+    """The worker unit reads both from /etc/card-fraud/env, which the template documents; the
+    Dagster services read the same FRAUD_DASK_SCHEDULER, so host and workers cannot disagree."""
+    (exec_start,) = _settings(UNIT_DIR / "card-fraud-dask-worker.service")["ExecStart"]
+    assert "${FRAUD_DASK_SCHEDULER} --host ${FRAUD_DASK_WORKER_HOST}" in exec_start
+    template = (DEPLOYMENT / "card-fraud.env.example").read_text()
+    assert "# FRAUD_DASK_SCHEDULER=tcp://127.0.0.1:8786" in template and "# FRAUD_DASK_WORKER_HOST=" in template
