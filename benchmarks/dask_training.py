@@ -47,10 +47,12 @@ def write_data(folder: Path, rows: int, file_rows: int) -> Path:
     return data
 
 
-def timed_train(data: Path, output: Path, scheduler: str | None) -> tuple[float, float]:
+def timed_train(data: Path, output: Path, scheduler: str | None, trees: int | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one `fraud train` process."""
     # Tracking off: it is not what is measured, and it would write an MLflow store here.
     env = {k: v for k, v in os.environ.items() if k != "FRAUD_DASK_SCHEDULER"} | {"FRAUD_TRACKING": "off"}
+    if trees is not None:
+        env["FRAUD_PARALLEL_TREES"] = str(trees)
     if scheduler:
         env["FRAUD_DASK_SCHEDULER"] = scheduler
     started = time.perf_counter()
@@ -71,14 +73,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def on_cluster(data: Path, work: Path, workers: int, memory_limit: str) -> tuple[float, float, list[float]]:
+def on_cluster(data: Path, work: Path, workers: int, memory_limit: str,
+               trees: int | None = None) -> tuple[float, float, list[float]]:
     from distributed import Client
 
     from fraud_assets_tests.services.dask_cluster import LocalDaskCluster
 
     cluster = LocalDaskCluster(Path(tempfile.mkdtemp(dir=work)), workers=workers, memory_limit=memory_limit)
     try:
-        seconds, client_peak = timed_train(data, work / f"model-{workers}w", cluster.address)
+        seconds, client_peak = timed_train(data, work / f"model-{workers}w", cluster.address, trees)
         with Client(cluster.address, timeout=30, set_as_default=False) as client:
             peaks = sorted(client.run(_peak_rss_mb).values())
         return seconds, client_peak, peaks
@@ -93,19 +96,23 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="700MB")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster sizes to time")
     parser.add_argument("--no-one-process", action="store_true", help="skip the single-process run")
+    parser.add_argument("--parallel-trees", type=int, default=None,
+                        help="trees a round for every run (FRAUD_PARALLEL_TREES); default: the training's")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "fraud-dask-benchmark")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = write_data(args.workdir, args.rows, args.file_rows)
     on_disk = sum(p.stat().st_size for p in data.iterdir()) / 2**20
     print(f"{args.rows:,} rows, {on_disk:,.0f} MB of CSV in {len(list(data.iterdir()))} files; "
-          f"about {args.rows * 31 * 8 / 2**20:,.0f} MB as float64; worker limit {args.memory_limit}")
+          f"about {args.rows * 31 * 8 / 2**20:,.0f} MB as float64; worker limit {args.memory_limit}; "
+          f"trees a round: {args.parallel_trees or 'the default'}")
     if not args.no_one_process:
-        seconds, peak = timed_train(data, args.workdir / "model-1p", None)
+        seconds, peak = timed_train(data, args.workdir / "model-1p", None, args.parallel_trees)
         print(f"one process : {seconds:7.1f} s  {args.rows / seconds:9,.0f} rows/s  peak {peak:,.0f} MB")
     for workers in args.workers:
         try:
-            seconds, client_peak, peaks = on_cluster(data, args.workdir, workers, args.memory_limit)
+            seconds, client_peak, peaks = on_cluster(data, args.workdir, workers, args.memory_limit,
+                                                     args.parallel_trees)
         except RuntimeError as failure:
             last = [line for line in str(failure).splitlines() if line.strip()][-1]
             print(f"{workers} worker(s) : failed: {last}")
