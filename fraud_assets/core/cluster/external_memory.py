@@ -74,10 +74,13 @@ def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preproces
     XGBoost's collective cannot go on without a worker it started with: when one leaves, the
     training starts again on the workers that remain, up to ``TRAINING_ATTEMPTS`` times."""
     parts = frame.to_delayed()
+    lost = ""
     for attempt in range(1, TRAINING_ATTEMPTS + 1):
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[: len(parts)]
         if not workers:
-            raise ClusterUnavailable("no Dask worker is left to train on")
+            # After a loss, say which: a worker restarted for memory would otherwise show only
+            # as an empty cluster.
+            raise ClusterUnavailable(f"no Dask worker is left to train on{lost}")
         try:
             early_stopped, refitted = _train_once(client, parts, workers, preprocessor, boosting)
             return StreamedTraining(early_stopped, refitted, len(workers))
@@ -88,6 +91,7 @@ def train_streaming(client: Client, frame: dd.DataFrame, preprocessor: Preproces
             if attempt == TRAINING_ATTEMPTS:
                 raise ClusterUnavailable(f"{left}; training gave up after {attempt} attempts") from left
             log.warning("%s: training again on the workers that remain", left)
+            lost = f" ({left})"
     raise AssertionError("unreachable")
 
 
@@ -168,7 +172,8 @@ def _wait_while_all_stay(client: Client, futures: list, workers: list[str]) -> N
         if gone:
             blocked = [address for address, future in zip(workers, futures, strict=True)
                        if address not in gone and not future.done()]
-            raise _WorkerLeft(f"worker {', '.join(sorted(gone))} left the cluster during training", blocked)
+            raise _WorkerLeft(f"worker {', '.join(sorted(gone))} left the cluster during training (its log "
+                              "says why; a worker that passes its memory limit is restarted by its nanny)", blocked)
         if failed or all(future.done() for future in futures):
             return
 
