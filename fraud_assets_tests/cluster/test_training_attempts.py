@@ -34,3 +34,24 @@ def test_an_empty_cluster_after_a_loss_names_the_loss(monkeypatch):
         external_memory.train_streaming(_Scheduler(), _Frame(), preprocessor=None, boosting=None)
     assert str(refused.value) == ("no Dask worker is left to train on "
                                   "(worker tcp://a left the cluster during training)")
+
+
+class _Running:
+    status = "pending"
+
+    def done(self) -> bool:
+        return False
+
+
+class _OneWorkerGone:
+    def scheduler_info(self, n_workers: int) -> dict:
+        return {"workers": {"tcp://b": {}}}
+
+
+def test_a_worker_that_leaves_is_named_with_where_to_look_and_its_peer_is_blocked(monkeypatch):
+    monkeypatch.setattr(external_memory, "wait", lambda *_args, **_kwargs: None)
+    with pytest.raises(external_memory._WorkerLeft) as left:
+        external_memory._wait_while_all_stay(_OneWorkerGone(), [_Running(), _Running()], ["tcp://a", "tcp://b"])
+    assert str(left.value).startswith("worker tcp://a left the cluster during training")
+    assert "its log says why" in str(left.value) and "memory limit" in str(left.value)
+    assert left.value.blocked == ["tcp://b"]

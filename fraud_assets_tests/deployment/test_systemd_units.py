@@ -143,4 +143,4 @@ def test_a_worker_host_sets_its_scheduler_and_address_in_the_environment_file() 
     (exec_start,) = _settings(UNIT_DIR / "card-fraud-dask-worker.service")["ExecStart"]
     assert "${FRAUD_DASK_SCHEDULER} --host ${FRAUD_DASK_WORKER_HOST}" in exec_start
     template = (DEPLOYMENT / "card-fraud.env.example").read_text()
-    assert "# FRAUD_DASK_SCHEDULER=tcp://127.0.0.1:8786" in template and "# FRAUD_DASK_WORKER_HOST=" in template
+    assert "# FRAUD_DASK_SCHEDULER=tcp://127.0.0.1:8786" in template and "# FRAUD_DASK_WORKER_HOST=10.0.1.23" in template

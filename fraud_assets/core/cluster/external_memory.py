@@ -1,11 +1,12 @@
-"""Distributed training whose memory on each worker does not grow with the data.
+"""Distributed training whose memory on each worker grows far more slowly than its rows.
 
 ``xgboost.dask``'s matrices gather a worker's whole share of the rows in its memory before
 the quantile sketch, so a cluster trains only what its memory holds. Here each worker streams
 its partitions once to its local disk as preprocessed batches, builds XGBoost's external-memory
 quantile matrices from them (pages cached on the same disk) and joins the others in XGBoost's
 own collective (the Rabit tracker ``xgboost.dask`` uses too) for the sketch and every boosting
-round. A worker holds one partition and the current page at a time.
+round. A worker holds one partition and the current page of features at a time, beside
+XGBoost's per-row training state (gradients, predictions), which does grow with its share.
 """
 
 from __future__ import annotations
