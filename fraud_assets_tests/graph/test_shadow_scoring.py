@@ -84,6 +84,25 @@ def test_a_file_the_challenger_cannot_read_fails_only_when_production_validated_
     assert incoming.exists()
 
 
+def test_a_range_the_challenger_fails_on_one_day_of_still_records_its_other_days(pipeline, instance):
+    defs = build_definitions("local")
+    write_batch(pipeline, f"{NEXT_DAY}_a.csv", rows=600, seed=7)
+    assert dg.materialize([defs.get_assets_def("daily_predictions")], instance=instance, partition_key=NEXT_DAY,
+                          resources=defs.resources).success
+    _serving_model_as_challenger(defs)
+    [validated] = sorted((pipeline / "data" / "processed" / DAY).glob("*.*"))
+    validated.write_text("Time,V1\nnot,a batch\n")
+
+    failed = dg.materialize([defs.get_assets_def("challenger_predictions")], instance=instance,
+                            resources=defs.resources, raise_on_error=False,
+                            tags={"dagster/asset_partition_range_start": DAY, "dagster/asset_partition_range_end": NEXT_DAY})
+    assert not failed.success
+    # The pipeline recorded DAY before (no challenger then); this run records NEXT_DAY only.
+    recorded = instance.fetch_materializations(dg.AssetKey("challenger_predictions"), limit=10).records
+    assert {r.partition_key for r in recorded if r.run_id == failed.run_id} == {NEXT_DAY}
+    assert metadata(instance, "challenger_predictions", NEXT_DAY)[catalog.PARTITION_ROW_COUNT] == 600
+
+
 def test_the_challenge_is_judged_on_the_current_challengers_shadow_scores_only(pipeline, instance):
     from fraud_assets.defs.assets.challenger import side_by_side
 

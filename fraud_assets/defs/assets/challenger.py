@@ -71,12 +71,13 @@ def challenger_predictions(
                 to_score.append(_ShadowFile(day, batch_path, shadow.path(f"date={day}", prediction_name(batch_path)),
                                             stats_path))
     incoming = storage.data().path(dataset.incoming_prefix) + "/"
-    failed_on_validated = []
+    failed_on_validated, failed_days = [], set()
     for file, outcome in _shadow_outcomes(context, storage, dataset, dask, model, to_score):
         tally = tallies[file.day]
         if outcome.rejection is not None:
             if not file.batch_path.startswith(incoming):
                 failed_on_validated.append(outcome.rejection)
+                failed_days.add(file.day)
             context.log.warning("the challenger could not score %s: %s", file.batch_path, outcome.rejection)
             tally.rejected.append(outcome.rejection)
             continue
@@ -84,22 +85,32 @@ def challenger_predictions(
         tally.scored += 1
         tally.scored_rows += outcome.stats.rows
         tally.rows += outcome.stats.rows
+    scored_on = "dask" if dask.configured else "this process"
+
+    def figures(day: str, tally: _ShadowDay) -> dict:
+        return {
+            "scored_on": scored_on,
+            "challenger": model.version,
+            "newly_scored_files": tally.scored,
+            "newly_scored_rows": tally.scored_rows,
+            catalog.PARTITION_ROW_COUNT: tally.rows,
+            catalog.URI: catalog.uri(shadow, f"date={day}"),
+            **({"unreadable_files": dg.MetadataValue.json(tally.rejected)} if tally.rejected else {}),
+        }
+
     if failed_on_validated:
+        if len(days) > 1:
+            # As in daily_predictions: the range's days the challenger scored in full are
+            # recorded before the run fails on the others.
+            for day in sorted(set(days) - failed_days):
+                context.log_event(dg.AssetMaterialization(asset_key=context.asset_key, partition=day,
+                                                          metadata=figures(day, tallies[day])))
         raise permanent_failure(
             f"challenger {model.version} failed on {len(failed_on_validated)} file(s) that production "
             f"validated and scored: {failed_on_validated[0]}",
             failures=dg.MetadataValue.json(failed_on_validated),
         )
-    scored_on = "dask" if dask.configured else "this process"
-    return _shadow_result(context, {day: {
-        "scored_on": scored_on,
-        "challenger": model.version,
-        "newly_scored_files": tally.scored,
-        "newly_scored_rows": tally.scored_rows,
-        catalog.PARTITION_ROW_COUNT: tally.rows,
-        catalog.URI: catalog.uri(shadow, f"date={day}"),
-        **({"unreadable_files": dg.MetadataValue.json(tally.rejected)} if tally.rejected else {}),
-    } for day, tally in tallies.items()})
+    return _shadow_result(context, {day: figures(day, tally) for day, tally in tallies.items()})
 
 
 @dataclass
