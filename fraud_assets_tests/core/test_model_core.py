@@ -15,7 +15,12 @@ from scipy.stats import wasserstein_distance
 from sklearn.metrics import average_precision_score
 
 from fraud_assets.core.data import profile
-from fraud_assets.core.data.features import MODEL_FEATURES, Preprocessor, fit_preprocessor
+from fraud_assets.core.data.features import (
+    MODEL_FEATURES,
+    STANDARDISED_FEATURES,
+    Preprocessor,
+    fit_preprocessor,
+)
 from fraud_assets.core.data.schema import FEATURE_COLUMNS, LABEL, SECONDS_PER_DAY, TIME
 from fraud_assets.core.data.splits import split_transactions
 from fraud_assets.core.model import gate as gate_module
@@ -209,9 +214,40 @@ def test_split_arguments_are_validated(shuffled, kwargs, message):
 def test_preprocessor_standardises_training_features(time_splits):
     preprocessor = fit_preprocessor(time_splits.train)
     assert preprocessor.feature_names == MODEL_FEATURES
-    features = preprocessor.transform_frame(time_splits.train).astype(np.float64)
+    features = preprocessor.transform_frame(time_splits.train).astype(np.float64)[:, :len(STANDARDISED_FEATURES)]
     np.testing.assert_allclose(features.mean(axis=0), 0.0, atol=1e-3)
     np.testing.assert_allclose(features.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_distance_features_measure_how_far_the_components_lie_from_the_training_centre():
+    identity = Preprocessor(center=(0.0,) * len(STANDARDISED_FEATURES), scale=(1.0,) * len(STANDARDISED_FEATURES))
+    raw = np.zeros((3, len(FEATURE_COLUMNS)), np.float32)
+    raw[1, FEATURE_COLUMNS.index("V1")], raw[1, FEATURE_COLUMNS.index("V2")] = 3.0, -4.0
+    raw[2, FEATURE_COLUMNS.index("V28")] = 5.0
+    raw[:, FEATURE_COLUMNS.index("Amount")] = 1e6  # amount and hour are not components
+    out = identity.transform(raw)
+    distance, deviation = (out[:, MODEL_FEATURES.index(name)] for name in ("pca_distance", "pca_log_deviation"))
+    np.testing.assert_allclose(distance, np.log1p([0.0, 25.0, 25.0]), rtol=1e-6)
+    np.testing.assert_allclose(deviation, [0.0, np.log1p(3.0) + np.log1p(4.0), np.log1p(5.0)], rtol=1e-6)
+
+
+def test_distance_features_are_computed_after_standardising(time_splits):
+    preprocessor = fit_preprocessor(time_splits.train)
+    features = preprocessor.transform(_raw(time_splits.test))
+    components = features[:, :28].astype(np.float64)
+    np.testing.assert_allclose(features[:, MODEL_FEATURES.index("pca_distance")],
+                               np.log1p((components**2).sum(axis=1)), rtol=1e-5)
+
+
+def test_a_bundle_from_before_the_distance_features_loads_and_transforms_as_trained(time_splits):
+    """Registry versions trained on 31 features keep scoring after the upgrade."""
+    document = fit_preprocessor(time_splits.train).to_dict()
+    document.update(kind="standardize-v1", feature_names=list(STANDARDISED_FEATURES))
+    legacy = Preprocessor.from_dict(document)
+    raw = _raw(time_splits.test)
+    np.testing.assert_array_equal(legacy.transform(raw), fit_preprocessor(time_splits.train).transform(raw)[:, :31])
+    assert legacy.transform(raw).shape[1] == 31
+    assert json.loads(legacy.to_json())["kind"] == "standardize-v1"
 
 
 def test_preprocessor_hour_is_periodic_and_amount_is_logged(time_splits):
@@ -220,7 +256,7 @@ def test_preprocessor_hour_is_periodic_and_amount_is_logged(time_splits):
     next_day = row.copy()
     next_day[0, FEATURE_COLUMNS.index(TIME)] += SECONDS_PER_DAY
     np.testing.assert_allclose(preprocessor.transform(row), preprocessor.transform(next_day), atol=1e-4)
-    identity = Preprocessor(center=(0.0,) * len(MODEL_FEATURES), scale=(1.0,) * len(MODEL_FEATURES))
+    identity = Preprocessor(center=(0.0,) * len(STANDARDISED_FEATURES), scale=(1.0,) * len(STANDARDISED_FEATURES))
     raw = np.zeros((1, len(FEATURE_COLUMNS)), np.float32)
     raw[0, FEATURE_COLUMNS.index("Amount")] = np.e - 1
     out = identity.transform(raw)[0]
@@ -233,14 +269,14 @@ def test_preprocessor_hour_is_periodic_and_amount_is_logged(time_splits):
 def test_preprocessor_json_round_trip_gives_identical_transforms(time_splits):
     preprocessor = fit_preprocessor(time_splits.train)
     text = preprocessor.to_json()
-    assert json.loads(text)["kind"] == "standardize-v1"
+    assert json.loads(text)["kind"] == "standardize-v2"
     restored = Preprocessor.from_json(text)
     assert restored == preprocessor
     raw = _raw(time_splits.test)
     np.testing.assert_array_equal(restored.transform(raw), preprocessor.transform(raw))
 
 
-@pytest.mark.parametrize("kind", ["pickle", None, "standardize-v2"])
+@pytest.mark.parametrize("kind", ["pickle", None, "standardize-v3"])
 def test_preprocessor_refuses_unknown_kinds(time_splits, kind):
     document = fit_preprocessor(time_splits.train).to_dict()
     document["kind"] = kind
@@ -256,7 +292,9 @@ def _swap_first_two(values: list) -> list:
     ("change", "message"),
     [
         (lambda d: d.update(input_columns=_swap_first_two(d["input_columns"])), "input_columns must be"),
-        (lambda d: d.update(feature_names=_swap_first_two(d["feature_names"])), "feature_names must be"),
+        (lambda d: d.update(feature_names=_swap_first_two(d["feature_names"])), "feature_names do not match"),
+        # A v1 document naming the new features: its booster was trained on 31 columns.
+        (lambda d: d.update(kind="standardize-v1"), "feature_names do not match"),
         (lambda d: d.update(center=d["center"][:-1]), "center and scale need"),
         (lambda d: d["scale"].__setitem__(3, 0.0), "scale finite and positive"),
         (lambda d: d["center"].__setitem__(3, float("nan")), "center must be finite"),

@@ -62,7 +62,7 @@ def test_whole_graph_trains_promotes_scores_and_checks_drift(project, instance, 
     assert splits["train_split"]["Time"].max() <= splits["test_split"]["Time"].min()
     # Fitted parameters are JSON, not pickles.
     preprocessing = json.loads((project / "models" / "assets" / "preprocessing_pipeline.json").read_text())
-    assert preprocessing["kind"] == "standardize-v1"
+    assert preprocessing["kind"] == "standardize-v2"
 
     drift = json.loads((project / "data" / "assets" / "drift_statistics" / f"{DAY}.json").read_text())
     assert drift["drift_detected"] is False

@@ -26,7 +26,7 @@ from fraud_assets.core.cluster.scoring import portable_model
 from fraud_assets.core.cluster.splits import TEST, TRAIN, VALIDATION, plan_splits, split_of
 from fraud_assets.core.cluster.tables import labelled_frame
 from fraud_assets.core.data.features import (
-    MODEL_FEATURES,
+    STANDARDISED_FEATURES,
     Preprocessor,
     preprocessor_from_moments,
     unscaled_features,
@@ -192,7 +192,7 @@ def require_both_classes(counts: dict[str, dict], source: str) -> None:
         ])
 
 
-_N = len(MODEL_FEATURES)
+_N = len(STANDARDISED_FEATURES)
 
 
 def _moments(part: pd.DataFrame) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from fraud_assets.core.cluster.splits import SPLIT, TEST, TRAIN, VALIDATION, pla
 from fraud_assets.core.cluster.tables import check_tables_on_workers, labelled_frame
 from fraud_assets.core.data import profile
 from fraud_assets.core.data.features import (
-    MODEL_FEATURES,
+    STANDARDISED_FEATURES,
     Preprocessor,
     preprocessor_from_moments,
     unscaled_features,
@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 # sample of this size pins down well, and it is all this process holds of the training data.
 DRIFT_SAMPLE_ROWS = 200_000
 _PARTS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
-_N = len(MODEL_FEATURES)
+_N = len(STANDARDISED_FEATURES)
 # Train and validation rows the search's trials train on, drawn at random by the workers and
 # searched by one of them: at ULB size (284,807 rows, the size the default budget was measured
 # at) the whole of it, beyond that a sample of that size.
