@@ -40,7 +40,7 @@ STANDARDISED_FEATURES: tuple[str, ...] = (*PCA_COLUMNS, "log_amount", "hour_sin"
 # see one component at a time. Two summaries of the standardised components give them that
 # distance in one split: log(1 + the squared distance from the training centre) and the sum
 # of log(1 + |component|), which heavy-tailed genuine components do not dominate. On the
-# generated variants of docs/model-quality.md they lowered log-loss / best on every dataset.
+# 22 generated datasets of docs/model-quality.md they lowered log-loss / best on 19.
 DISTANCE_FEATURES: tuple[str, ...] = ("pca_distance", "pca_log_deviation")
 MODEL_FEATURES: tuple[str, ...] = (*STANDARDISED_FEATURES, *DISTANCE_FEATURES)
 # Bundles written before the distance features: loaded as they were trained, 31 features.
